@@ -1,5 +1,20 @@
 //! handoff: an async runtime for Linux in which a blocking system call is cheap.
+//!
+//! See the README for the idea; each crate's module headers carry the design.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
-pub use handoff_reactor::{coop, net, signal, time};
+// ---- reactor (handoff-reactor): timers, signals, the cooperative budget ----
+pub use handoff_reactor::{coop, signal, time};
+
+/// Sockets whose readiness comes from handoff's own epoll reactor, and DNS.
+pub mod net {
+    // ---- reactor sockets ----
+    pub use handoff_reactor::net::*;
+
+    // ---- blocking: dns (handoff-blocking) ----
+}
+
+// ---- executor (handoff-executor) ----
+
+// ---- blocking bridge (handoff-blocking) ----

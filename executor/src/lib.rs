@@ -15,3 +15,4 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod bridge;
+mod loom;

@@ -1,0 +1,2 @@
+// Replaced by its issue's benchmark.
+fn main() {}
