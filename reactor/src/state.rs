@@ -246,14 +246,21 @@ mod loom_tests {
 
             // The reader: sees readiness, tries the "syscall", clears on EAGAIN.
             let mut got = false;
+            let mut trace = Vec::new();
             for _ in 0..2 {
-                match word.observe(Interest::READ) {
+                let o = word.observe(Interest::READ);
+                trace.push(format!("{o:?}"));
+                match o {
                     Observed::Ready(ev) => {
-                        if data.swap(false, SeqCst) {
+                        // Reading the "socket" (a load: only the reader
+                        // would consume it, and it stops here).
+                        if data.load(SeqCst) {
                             got = true;
                             break;
                         }
-                        if word.transition_to_cleared(ev) == Cleared::Cleared {
+                        let c = word.transition_to_cleared(ev);
+                        trace.push(format!("{c:?}"));
+                        if c == Cleared::Cleared {
                             break;
                         }
                     }
@@ -266,7 +273,9 @@ mod loom_tests {
                 // still be recorded so the task is polled again.
                 assert!(
                     matches!(word.observe(Interest::READ), Observed::Ready(_)),
-                    "edge lost"
+                    "edge lost: {:?} {:?}",
+                    trace,
+                    word.observe(Interest::READ)
                 );
             }
         });

@@ -203,6 +203,10 @@ impl Drop for Sleep {
             if let Some(inner) = r.driver.upgrade() {
                 lock(&inner.timers).cancel(&r.shared);
             }
+            // Drop the waker now (outside the lock: dropping it may drop a
+            // task that owns other timers), not when the stale heap entry
+            // is finally popped.
+            drop(r.shared.waker.take());
         }
     }
 }

@@ -228,7 +228,7 @@ impl Timers {
         }
     }
 
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     pub(crate) fn len(&self) -> usize {
         self.heap.len()
     }
