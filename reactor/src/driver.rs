@@ -478,6 +478,13 @@ struct BlockOnWaker {
     reactor: Weak<Inner>,
 }
 
+thread_local! {
+    /// The `BlockOnWaker` whose `block_on` runs on this thread (its address;
+    /// 0 if none). Lets a wake tell "same thread" in one TLS read, where
+    /// `thread::current().id()` would clone an `Arc` on every wake.
+    static BLOCK_ON: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 impl Wake for BlockOnWaker {
     fn wake(self: Arc<Self>) {
         self.wake_by_ref();
@@ -489,7 +496,8 @@ impl Wake for BlockOnWaker {
         if self.notified.swap(true, Ordering::Release) {
             return;
         }
-        if thread::current().id() != self.thread.id() {
+        let me = Arc::as_ptr(self) as usize;
+        if BLOCK_ON.with(|b| b.get()) != me {
             self.thread.unpark();
             if let Some(r) = self.reactor.upgrade() {
                 r.wake();
@@ -526,6 +534,13 @@ pub fn block_on<F: Future>(fut: F) -> F::Output {
     });
     let waker = Waker::from(w.clone());
     let mut cx = Context::from_waker(&waker);
+    struct Restore(usize);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            BLOCK_ON.with(|b| b.set(self.0));
+        }
+    }
+    let _restore = Restore(BLOCK_ON.with(|b| b.replace(Arc::as_ptr(&w) as usize)));
     let mut fut = pin!(fut);
     loop {
         // Acquire: pairs with the Release in `BlockOnWaker::wake_by_ref`.
