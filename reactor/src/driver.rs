@@ -228,8 +228,10 @@ impl PollerGuard {
         };
         let res = sys::epoll_wait(&inner.epfd, &mut state.events[..], wait);
         if blocking {
-            inner.wake.transition_to_idle();
+            // Timers first: a timer set from now on sees an awake poller and
+            // makes no wake (this turn fires or re-plans it anyway).
             lock(&inner.timers).poller_awake();
+            inner.wake.transition_to_idle();
         }
         let n = res?;
 
@@ -459,7 +461,7 @@ impl Drop for Inner {
     }
 }
 
-/// The `Interest` bits an epoll event sets.
+/// Which directions an epoll event makes ready.
 pub(crate) fn interest_of(events: u32) -> (bool, bool) {
     let ev = events as i32;
     let read = ev

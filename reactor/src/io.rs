@@ -50,17 +50,19 @@ impl ScheduledIo {
     /// The poller delivers an epoll event: set bits, collect wakers.
     pub(crate) fn dispatch(&self, events: u32, wakers: &mut Vec<Waker>) {
         let (read, write) = interest_of(events);
+        let interest = match (read, write) {
+            (true, true) => Interest::READ.with(Interest::WRITE),
+            (true, false) => Interest::READ,
+            (false, true) => Interest::WRITE,
+            (false, false) => return,
+        };
+        // One RMW for both directions (one tick).
+        self.readiness.transition_to_event(interest);
         if read {
-            self.readiness.transition_to_event(Interest::READ);
-            if let Some(w) = self.reader.take() {
-                wakers.push(w);
-            }
+            wakers.extend(self.reader.take());
         }
         if write {
-            self.readiness.transition_to_event(Interest::WRITE);
-            if let Some(w) = self.writer.take() {
-                wakers.push(w);
-            }
+            wakers.extend(self.writer.take());
         }
     }
 

@@ -52,6 +52,11 @@ pub(crate) struct Interest(u64);
 impl Interest {
     pub(crate) const READ: Interest = Interest(READABLE);
     pub(crate) const WRITE: Interest = Interest(WRITABLE);
+
+    /// Both directions of `self` and `other`.
+    pub(crate) const fn with(self, other: Interest) -> Interest {
+        Interest(self.0 | other.0)
+    }
 }
 
 const READABLE: u64 = 1 << 0;
