@@ -239,3 +239,96 @@ fn connect_refused_is_an_error() {
         assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused);
     });
 }
+
+/// Several threads run `block_on` on one shared reactor (as executor workers
+/// would): only one holds the poller lock at a time, the others park and are
+/// woken across threads by the poller that sees their events.
+#[test]
+fn four_threads_share_one_reactor() {
+    let _w = watchdog("four_threads_share_one_reactor", 60);
+    let h = handoff_reactor::Handle::new().unwrap();
+    let addr = {
+        let _g = h.enter();
+        let l = block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
+        let addr = l.local_addr().unwrap();
+        let h2 = h.clone();
+        std::thread::spawn(move || {
+            let _g = h2.enter();
+            block_on(async {
+                let mut conns = Vec::new();
+                for _ in 0..4 * 25 {
+                    let (s, _) = l.accept().await.unwrap();
+                    conns.push(echo(s));
+                }
+                join_all(conns).await;
+            })
+        });
+        addr
+    };
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let h = h.clone();
+            std::thread::spawn(move || {
+                let _g = h.enter();
+                block_on(async {
+                    let clients = (0..25).map(|i| async move {
+                        let c = TcpStream::connect(addr).await?;
+                        client_rounds(c, t * 100 + i).await
+                    });
+                    join_all(clients)
+                        .await
+                        .into_iter()
+                        .collect::<io::Result<Vec<_>>>()
+                })
+                .unwrap();
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+}
+
+/// A read on an always-ready socket spends the cooperative budget: inside
+/// `coop::budget`, the 129th ready read in one poll returns `Pending` (after
+/// waking the task) so other tasks get the thread.
+#[test]
+fn always_ready_socket_yields_after_the_budget() {
+    use futures::io::AsyncRead;
+    use std::pin::Pin;
+    use std::task::Poll;
+    let _w = watchdog("coop_budget", 30);
+    block_on(async {
+        let l = TcpListener::bind("127.0.0.1:0").await?;
+        let mut c = TcpStream::connect(l.local_addr()?).await?;
+        let (mut s, _) = l.accept().await?;
+        c.write_all(&[1u8; 1000]).await?;
+        // One 1000-byte send on loopback is one segment: once its first byte
+        // is here, all of it is.
+        let mut first = [0u8; 1];
+        s.read_exact(&mut first).await?;
+        let mut reads = 0usize;
+        let pending_after = std::future::poll_fn(|cx| {
+            handoff_reactor::coop::budget(|| {
+                let mut n = 0;
+                loop {
+                    let mut b = [0u8; 1];
+                    match Pin::new(&mut s).poll_read(cx, &mut b) {
+                        Poll::Ready(Ok(1)) => n += 1,
+                        Poll::Ready(other) => panic!("unexpected {other:?}"),
+                        Poll::Pending => return Poll::Ready(n),
+                    }
+                }
+            })
+        })
+        .await;
+        reads += pending_after;
+        assert_eq!(
+            reads,
+            handoff_reactor::coop::BUDGET as usize,
+            "budget not enforced"
+        );
+        Ok::<(), io::Error>(())
+    })
+    .unwrap();
+}
