@@ -165,3 +165,35 @@ pub(crate) fn epoll_wait(
         other => other,
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    /// Both wait paths: `epoll_pwait2`, and the millisecond fallback, whose
+    /// rounding must be upwards (a timer never fires early).
+    #[test]
+    fn epoll_wait_never_returns_before_its_timeout() {
+        let ep = epoll_create().unwrap();
+        let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 4];
+        for force_fallback in [false, true] {
+            if force_fallback {
+                NO_PWAIT2.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            for us in [100u64, 1_200, 2_500] {
+                let d = Duration::from_micros(us);
+                let t = Instant::now();
+                let n = epoll_wait(&ep, &mut events, Some(d)).unwrap();
+                // Only an EINTR may return early, and no signal is sent to
+                // this test.
+                assert!(
+                    t.elapsed() >= d,
+                    "epoll_wait({d:?}) returned after {:?} (fallback: {force_fallback})",
+                    t.elapsed()
+                );
+                assert_eq!(n, 0);
+            }
+        }
+    }
+}
