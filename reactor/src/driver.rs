@@ -23,13 +23,15 @@
 //! 3. `epoll_pwait2` (nanosecond timeout) or `epoll_pwait` (rounded *up* to
 //!    whole ms) — a timer never fires early, because it fires only when
 //!    `Instant::now() >= deadline` after the wait.
-//! 4. `wake.transition_to_idle()`; forget the recorded sleep deadline.
+//! 4. Forget the recorded sleep deadline; `wake.transition_to_processing()`
+//!    (clears `POLLING`, keeps `NOTIFIED`).
 //! 5. Under the `io` lock, once for the batch: for each event whose token's
 //!    generation matches the slab entry, set the readiness bits (and bump the
 //!    tick), take the reader/writer wakers. Release the lock, then wake them
 //!    (a waker may drop a task that drops a socket that takes the `io` lock).
 //! 6. Under the timer lock: pop expired timers in deadline order, take their
 //!    wakers; release; wake.
+//! 7. `wake.transition_to_idle()` (clears `NOTIFIED`).
 //!
 //! # The wake protocol (`Handle::wake`, any thread)
 //!
@@ -41,16 +43,25 @@
 //! 2. poller: `swap(POLLING)` before blocking; if the old value had `NOTIFIED`,
 //!    use a zero timeout. After `epoll_pwait` returns, `swap(0)`.
 //!
+//! 3. poller: after `epoll_pwait` returns, clear `POLLING` (a wake now only
+//!    sets `NOTIFIED`: no system call, nobody is asleep); after firing the
+//!    wakers, `swap(0)` just before `turn` returns.
+//!
 //! Why no wake is lost: steps 1 and 2 are read-modify-writes of the same
 //! word, so they are totally ordered. If the wake comes first, the poller
 //! sees `NOTIFIED` and does not block. If the poller comes first, the wake
 //! sees `POLLING` and writes the eventfd, which is registered edge-triggered
 //! in the epoll set, so the `epoll_pwait` in progress (or about to start)
-//! returns. A wake that lands after the poller's `swap(0)` finds no `POLLING`
-//! and leaves `NOTIFIED` set, so the *next* turn does not block: the cost of
-//! that window is one spurious non-blocking turn, never a lost wake. When no
-//! thread is in `epoll_pwait` a wake is one uncontended atomic RMW.
-//! The loom model `loom_wake_word_never_loses_a_wake` checks the race.
+//! returns. A wake between step 3's two RMWs is delivered by `turn`
+//! returning: the caller (the executor) looks at its queues after every
+//! turn, and the final `swap` (Acquire) pairs with the wake's Release, so it
+//! sees what the waker queued. This matters: the wakers a turn fires often
+//! call `Handle::wake` themselves (they queue a task), and each of those
+//! would otherwise leave `NOTIFIED` set and make the next turn a spurious
+//! non-blocking one. A wake after the final `swap` leaves `NOTIFIED` set, so
+//! the *next* blocking turn returns at once: never a lost wake. When no
+//! thread is in `epoll_pwait` a wake is one uncontended atomic RMW. The loom
+//! model `loom_wake_word_never_loses_a_wake` checks the race.
 //!
 //! The eventfd is never read: with `EPOLLET`, every write is a new edge, and
 //! the counter would need 2^64 - 2 writes to fill (then `EAGAIN`, which
@@ -231,9 +242,17 @@ impl PollerGuard {
             // Timers first: a timer set from now on sees an awake poller and
             // makes no wake (this turn fires or re-plans it anyway).
             lock(&inner.timers).poller_awake();
-            inner.wake.transition_to_idle();
+            inner.wake.transition_to_processing();
         }
-        let n = res?;
+        let n = match res {
+            Ok(n) => n,
+            Err(e) => {
+                if blocking {
+                    let _delivered_by_return = inner.wake.transition_to_idle();
+                }
+                return Err(e);
+            }
+        };
 
         let mut signal = false;
         if n > 0 {
@@ -264,6 +283,9 @@ impl PollerGuard {
         let fired = state.wakers.len();
         for w in state.wakers.drain(..) {
             w.wake();
+        }
+        if blocking {
+            let _delivered_by_return = inner.wake.transition_to_idle();
         }
         Ok(fired)
     }

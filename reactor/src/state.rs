@@ -40,6 +40,7 @@
 //!
 //! - `POLLING` is set by the thread holding the poller lock just before it
 //!   blocks in `epoll_pwait`, cleared just after it returns.
+//! - `POLLING` is cleared as soon as `epoll_pwait` returns.
 //! - `NOTIFIED` is set by `Handle::wake`; cleared by the poller when a turn
 //!   starts (it then does not block) or ends (the wake was delivered by that
 //!   turn returning).
@@ -216,11 +217,21 @@ impl WakeWord {
         }
     }
 
-    /// The poller has returned from `epoll_pwait`: clears both bits (a wake
-    /// that arrived during the turn is delivered by the turn returning).
-    /// AcqRel: pairs with `transition_to_notified` like the swap above.
-    pub(crate) fn transition_to_idle(&self) {
-        self.0.swap(0, AcqRel);
+    /// The poller has returned from `epoll_pwait` and is firing wakers:
+    /// clears `POLLING` so wakes stop writing the eventfd. AcqRel: pairs with
+    /// `transition_to_notified` like the swap above.
+    pub(crate) fn transition_to_processing(&self) {
+        self.0.fetch_and(!POLLING, AcqRel);
+    }
+
+    /// The turn is about to return: clears `NOTIFIED` (a wake since the turn
+    /// began is delivered by the turn returning). AcqRel: the Acquire half
+    /// pairs with the Release of `transition_to_notified`, so the caller sees
+    /// what the waker did before waking.
+    /// Returns whether a wake arrived while the turn was processing (it is
+    /// delivered by the return; the driver needs no action).
+    pub(crate) fn transition_to_idle(&self) -> bool {
+        self.0.swap(0, AcqRel) & NOTIFIED != 0
     }
 }
 
@@ -295,12 +306,20 @@ mod loom_tests {
             let w2 = word.clone();
             let waker = thread::spawn(move || w2.transition_to_notified());
             let start = word.transition_to_polling();
+            // "Blocked in epoll_pwait" is the span until the next RMW.
+            word.transition_to_processing();
+            let during_processing = word.transition_to_idle();
             let notify = waker.join().unwrap();
+            // Either the wake stopped the turn from blocking, or it wrote the
+            // eventfd while the poller was blocked, or it came after the
+            // blocking span (then the turn returning delivers it, or the
+            // word keeps NOTIFIED for the next turn).
+            let woke_during_block = notify == Notify::WriteEventfd;
+            let after_block = during_processing || word.0.load(SeqCst) & NOTIFIED != 0;
             assert!(
-                start == StartTurn::DoNotBlock || notify == Notify::WriteEventfd,
+                start == StartTurn::DoNotBlock || woke_during_block || after_block,
                 "a wake neither stopped the turn from blocking nor wrote the eventfd"
             );
-            word.transition_to_idle();
         });
     }
 }

@@ -275,3 +275,32 @@ fn registration_from_another_thread_wakes_through_the_poller() {
     }
     t.join().unwrap();
 }
+
+/// Wakers fired by a turn often call `Handle::wake` (they queue a task).
+/// Such a wake is delivered by that turn returning; it must not make the
+/// next turn return at once (a spurious turn): the next turn waits its
+/// whole timeout.
+#[test]
+fn wake_from_a_fired_waker_does_not_make_the_next_turn_spurious() {
+    let _w = watchdog("wake_in_waker", 30);
+    let h = Handle::new().unwrap();
+    let _g = h.enter();
+    struct WakesReactor(Handle);
+    impl std::task::Wake for WakesReactor {
+        fn wake(self: Arc<Self>) {
+            self.0.wake();
+        }
+    }
+    let waker = std::task::Waker::from(Arc::new(WakesReactor(h.clone())));
+    let mut s = handoff_reactor::time::sleep(Duration::from_millis(1));
+    assert!(std::pin::Pin::new(&mut s).poll(&mut Context::from_waker(&waker)).is_pending());
+    let mut p = h.try_lock_poller().unwrap();
+    let mut fired = 0;
+    while fired == 0 {
+        fired += p.turn(None).unwrap();
+    }
+    let d = Duration::from_millis(30);
+    let t = std::time::Instant::now();
+    assert_eq!(p.turn(Some(d)).unwrap(), 0);
+    assert!(t.elapsed() >= d, "the next turn returned after {:?}: a spurious wake", t.elapsed());
+}
