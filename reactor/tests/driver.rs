@@ -293,7 +293,9 @@ fn wake_from_a_fired_waker_does_not_make_the_next_turn_spurious() {
     }
     let waker = std::task::Waker::from(Arc::new(WakesReactor(h.clone())));
     let mut s = handoff_reactor::time::sleep(Duration::from_millis(1));
-    assert!(std::pin::Pin::new(&mut s).poll(&mut Context::from_waker(&waker)).is_pending());
+    assert!(std::pin::Pin::new(&mut s)
+        .poll(&mut Context::from_waker(&waker))
+        .is_pending());
     let mut p = h.try_lock_poller().unwrap();
     let mut fired = 0;
     while fired == 0 {
@@ -302,5 +304,9 @@ fn wake_from_a_fired_waker_does_not_make_the_next_turn_spurious() {
     let d = Duration::from_millis(30);
     let t = std::time::Instant::now();
     assert_eq!(p.turn(Some(d)).unwrap(), 0);
-    assert!(t.elapsed() >= d, "the next turn returned after {:?}: a spurious wake", t.elapsed());
+    assert!(
+        t.elapsed() >= d,
+        "the next turn returned after {:?}: a spurious wake",
+        t.elapsed()
+    );
 }
