@@ -54,3 +54,20 @@ pub mod time;
 mod timer;
 
 pub use driver::{block_on, EnterGuard, Handle, PollerGuard};
+
+/// The executor moves handles, sockets and timers between worker threads.
+#[allow(dead_code)]
+fn _assert_send_sync() {
+    fn is<T: Send + Sync>() {}
+    is::<Handle>();
+    is::<PollerGuard>();
+    is::<net::TcpStream>();
+    is::<net::TcpListener>();
+    is::<net::UdpSocket>();
+    is::<net::UnixStream>();
+    is::<net::OwnedReadHalf>();
+    is::<net::OwnedWriteHalf>();
+    is::<time::Sleep>();
+    is::<time::Interval>();
+    is::<signal::unix::Signal>();
+}

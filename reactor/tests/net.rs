@@ -332,3 +332,33 @@ fn always_ready_socket_yields_after_the_budget() {
     })
     .unwrap();
 }
+
+#[test]
+fn unix_half_close_and_async_into_inner() {
+    let _w = watchdog("unix_half_close", 30);
+    block_on(async {
+        let (mut a, mut b) = UnixStream::pair()?;
+        a.write_all(b"question").await?;
+        a.shutdown(Shutdown::Write)?;
+        let mut q = Vec::new();
+        b.read_to_end(&mut q).await?;
+        assert_eq!(q, b"question");
+        b.write_all(b"answer").await?;
+        drop(b);
+        let mut ans = Vec::new();
+        a.read_to_end(&mut ans).await?;
+        assert_eq!(ans, b"answer");
+
+        // into_inner deregisters and hands the descriptor back, still usable.
+        let (x, y) = std::os::unix::net::UnixStream::pair()?;
+        let x = handoff_reactor::net::Async::new(x)?;
+        let mut x = x.into_inner()?;
+        std::io::Write::write_all(&mut x, b"raw")?;
+        let mut y = handoff_reactor::net::Async::new(y)?;
+        let mut buf = [0u8; 3];
+        y.read_exact(&mut buf).await?;
+        assert_eq!(&buf, b"raw");
+        Ok::<(), io::Error>(())
+    })
+    .unwrap();
+}
