@@ -5,7 +5,9 @@
 //!
 //! 1. Spend one unit of the cooperative budget (`coop::poll_proceed`); a task
 //!    that has used its budget yields here, before the syscall, so no data is
-//!    read and then dropped.
+//!    read and then dropped. (The unit is spent even if the call then finds
+//!    the descriptor not ready; `coop` has no refund, and over-counting only
+//!    makes a task yield a little earlier.)
 //! 2. Look at the readiness word for the direction. Not ready: register the
 //!    task's waker in the direction's slot, look again (the poller may have
 //!    set the bit between the look and the registration), and if still not
