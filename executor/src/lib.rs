@@ -15,4 +15,11 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod bridge;
+mod clock;
+mod idle;
+mod inject;
 mod loom;
+mod park;
+mod queue;
+mod slot;
+mod sys;
