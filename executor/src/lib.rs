@@ -16,3 +16,6 @@
 
 pub mod bridge;
 mod loom;
+pub mod task;
+
+pub use task::{AbortHandle, Id, JoinError, JoinHandle};
