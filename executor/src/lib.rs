@@ -23,3 +23,6 @@ mod park;
 mod queue;
 mod slot;
 mod sys;
+pub mod task;
+
+pub use task::{AbortHandle, Id, JoinError, JoinHandle};
