@@ -132,8 +132,4 @@ impl<T> Inject<T> {
         self.len.store(0, Ordering::Release);
         std::mem::take(&mut s.queue)
     }
-
-    pub(crate) fn is_closed(&self) -> bool {
-        self.lock().closed
-    }
 }

@@ -9,7 +9,6 @@
 //! - `prctl(PR_SET_TIMERSLACK, 1)`: the monitor's timed waits would otherwise
 //!   be stretched by Linux's default 50 µs timer slack, more than the whole
 //!   20 µs retake budget.
-//! - `gettid` for schedtrace and tests.
 use std::io;
 use std::sync::atomic::AtomicU32;
 use std::time::Instant;
@@ -27,7 +26,6 @@ macro_rules! syscall {
         }
     }};
 }
-pub(crate) use syscall;
 
 /// Sleeps while `*word == expected`, at most until `deadline` (`None`: no
 /// limit). Returns on a wake, a timeout, a changed word or a signal; callers
@@ -81,15 +79,15 @@ fn instant_to_timespec(deadline: Instant) -> libc::timespec {
     // SAFETY: `ts` is a valid out-pointer; CLOCK_MONOTONIC always exists.
     let _ = syscall!(clock_gettime(libc::CLOCK_MONOTONIC, &mut ts));
     let delta = deadline.saturating_duration_since(now);
-    let mut sec = ts.tv_sec as i64 + delta.as_secs() as i64;
-    let mut nsec = ts.tv_nsec as i64 + i64::from(delta.subsec_nanos());
+    let mut sec = ts.tv_sec + delta.as_secs() as libc::time_t;
+    let mut nsec = ts.tv_nsec + delta.subsec_nanos() as libc::c_long;
     if nsec >= 1_000_000_000 {
         sec += 1;
         nsec -= 1_000_000_000;
     }
     libc::timespec {
-        tv_sec: sec as libc::time_t,
-        tv_nsec: nsec as _,
+        tv_sec: sec,
+        tv_nsec: nsec,
     }
 }
 
@@ -98,10 +96,4 @@ pub(crate) fn set_precise_timer_slack() -> io::Result<()> {
     // SAFETY: PR_SET_TIMERSLACK takes one integer argument and affects only
     // the calling thread.
     syscall!(prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong, 0, 0, 0)).map(drop)
-}
-
-/// The calling thread's kernel id.
-pub(crate) fn gettid() -> i32 {
-    // SAFETY: gettid has no arguments and cannot fail.
-    unsafe { libc::gettid() }
 }

@@ -70,7 +70,6 @@ pub(crate) struct SlotCounters {
 /// The shared half of a slot. `C` is the core type, `T` the task type.
 #[repr(align(128))] // own cache lines: slots are written by different threads
 pub(crate) struct Slot<C, T> {
-    pub(crate) index: usize,
     pub(crate) state: State,
     pub(crate) stamp: AtomicU64,
     core: UnsafeCell<Option<Box<C>>>,
@@ -85,9 +84,8 @@ unsafe impl<C: Send, T: Send> Sync for Slot<C, T> {}
 unsafe impl<C: Send, T: Send> Send for Slot<C, T> {}
 
 impl<C, T> Slot<C, T> {
-    pub(crate) fn new(index: usize, steal: Steal<T>) -> Slot<C, T> {
+    pub(crate) fn new(steal: Steal<T>) -> Slot<C, T> {
         Slot {
-            index,
             state: State::new(),
             stamp: AtomicU64::new(0),
             core: UnsafeCell::new(None),
@@ -138,7 +136,7 @@ mod tests {
 
     fn slot() -> Arc<Slot<u32, u32>> {
         let (_local, steal) = crate::queue::local::<u32>();
-        let s = Slot::new(0, steal);
+        let s = Slot::new(steal);
         s.state.transition_to_running();
         Arc::new(s)
     }

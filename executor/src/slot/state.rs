@@ -99,6 +99,12 @@ impl State {
         Snapshot(self.word.load(Ordering::Acquire))
     }
 
+    /// The monitor's re-check before it parks: `SeqCst` pairs with enter's
+    /// `SeqCst` store (the Dekker pair in `monitor.rs`).
+    pub(crate) fn load_seqcst(&self) -> Snapshot {
+        Snapshot(self.word.load(Ordering::SeqCst))
+    }
+
     /// Owner, or a thread that just took the slot off the idle list:
     /// Idle -> Running.
     pub(crate) fn transition_to_running(&self) {
