@@ -63,9 +63,9 @@ mod id;
 mod join;
 // The scheduler (branch `sched`) is the user of the owned list and the
 // queue links; until it lands they are only exercised by the tests.
-#[cfg_attr(not(test), allow(dead_code))]
+#[cfg_attr(any(not(test), loom), allow(dead_code))]
 mod list;
-#[cfg_attr(not(test), allow(dead_code))]
+#[cfg_attr(any(not(test), loom), allow(dead_code))]
 mod raw;
 mod state;
 mod waker;
