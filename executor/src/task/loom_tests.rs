@@ -15,15 +15,10 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
-/// Preemptions explored per model: 3 covers every interleaving of the
-/// two-thread protocols below (each side's critical window is at most a few
-/// atomic steps) while keeping each model to seconds.
-const PREEMPTION_BOUND: usize = 3;
-
+/// Runs a model exhaustively (no preemption bound: the whole set takes about
+/// 2 s in release mode; `LOOM_MAX_PREEMPTIONS` can still bound it).
 fn model(f: impl Fn() + Sync + Send + 'static) {
-    let mut b = loom::model::Builder::new();
-    b.preemption_bound = Some(PREEMPTION_BOUND);
-    b.check(f);
+    loom::model::Builder::new().check(f);
 }
 
 struct Inner {
@@ -374,5 +369,66 @@ fn loom_concurrent_wake_schedules_once() {
         drop(waker);
         assert_eq!(drops.load(Ordering::Acquire), 1);
         s.shutdown();
+    });
+}
+
+#[test]
+fn loom_shutdown_while_running() {
+    model(|| {
+        let Setup {
+            s,
+            join,
+            waker,
+            drops,
+            ..
+        } = idle_gate();
+        waker.wake();
+        let closer = s.clone();
+        let th = thread::spawn(move || closer.0.owned.close_and_shutdown_all());
+        // Runs the queued Notified: before the close (the runner cancels
+        // after its poll), or after it (the Notified finds the task complete).
+        assert!(s.run_one());
+        th.join().unwrap();
+        assert!(s.pop().is_none());
+        assert_eq!(
+            drops.load(Ordering::Acquire),
+            1,
+            "the future is dropped exactly once"
+        );
+        assert!(join.is_finished());
+        assert!(s.0.owned.is_empty());
+        assert_eq!(s.0.released.load(Ordering::Relaxed), 1);
+    });
+}
+
+#[test]
+fn loom_bind_vs_close() {
+    model(|| {
+        let s = Sched::new();
+        let drops = Arc::new(AtomicUsize::new(0));
+        let closer = s.clone();
+        let th = thread::spawn(move || closer.0.owned.close_and_shutdown_all());
+        let track = DropTrack(drops.clone());
+        let (join, notified) = s.0.owned.bind(
+            async move {
+                let _track = track;
+                std::future::pending::<()>().await
+            },
+            s.clone(),
+            Id::next(),
+        );
+        th.join().unwrap();
+        // Bound before the close: the close cancelled it. After: bind did.
+        assert_eq!(
+            drops.load(Ordering::Acquire),
+            1,
+            "no task escapes close_and_shutdown_all"
+        );
+        assert!(join.is_finished());
+        assert!(s.0.owned.is_empty());
+        // A Notified from a bind that won the race finds the task complete.
+        if let Some(n) = notified {
+            n.run();
+        }
     });
 }
