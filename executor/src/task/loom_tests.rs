@@ -432,3 +432,63 @@ fn loom_bind_vs_close() {
         }
     });
 }
+
+#[test]
+fn loom_abort_vs_complete() {
+    model(|| {
+        let Setup {
+            s,
+            join,
+            waker,
+            go,
+            drops,
+        } = idle_gate();
+        go.store(true, Ordering::Release);
+        waker.wake();
+        let abort = join.abort_handle();
+        let th = thread::spawn(move || abort.abort());
+        s.run_until(|| join.is_finished());
+        th.join().unwrap();
+        assert!(s.pop().is_none());
+        assert_eq!(drops.load(Ordering::Acquire), 1);
+        let mut join = join;
+        let noop = futures::task::noop_waker();
+        // Either the poll finished first (output kept) or the abort did.
+        match poll_join(&mut join, &noop) {
+            Poll::Ready(Ok(polls)) => assert_eq!(polls, 2),
+            Poll::Ready(Err(e)) => assert!(e.is_cancelled()),
+            Poll::Pending => panic!("a finished task's JoinHandle was pending"),
+        }
+    });
+}
+
+#[test]
+fn loom_join_waker_replaced_vs_complete() {
+    model(|| {
+        let s = Sched::new();
+        let mut join = s.spawn(async { 3usize });
+        let first = std::sync::Arc::new(Flag(AtomicBool::new(false)));
+        let first_waker = futures::task::waker(first.clone());
+        assert!(poll_join(&mut join, &first_waker).is_pending());
+        let runner = s.clone();
+        let th = thread::spawn(move || assert!(runner.run_one()));
+        // Re-register with a different waker while the task completes.
+        let second = std::sync::Arc::new(Flag(AtomicBool::new(false)));
+        let second_waker = futures::task::waker(second.clone());
+        let out = match poll_join(&mut join, &second_waker) {
+            Poll::Ready(out) => out,
+            Poll::Pending => {
+                // The replacement must be the one woken: no lost wake-up.
+                while !second.0.load(Ordering::Acquire) {
+                    thread::yield_now();
+                }
+                match poll_join(&mut join, &second_waker) {
+                    Poll::Ready(out) => out,
+                    Poll::Pending => panic!("woken, but the output is not readable"),
+                }
+            }
+        };
+        assert_eq!(out.unwrap(), 3);
+        th.join().unwrap();
+    });
+}

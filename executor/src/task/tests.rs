@@ -945,3 +945,75 @@ fn task_drops_its_own_join_handle_while_running() {
     assert_eq!(out.get(), 1, "the detached output is dropped by the runner");
     assert!(s.0.owned.is_empty());
 }
+
+#[test]
+fn concurrent_spawn_complete_and_close_drop_every_future_once() {
+    // Threads bind, run and abort tasks on the sharded list while the main
+    // thread closes it midway: every future is dropped exactly once, no task
+    // is left registered, and spawns after the close are cancelled at once.
+    const THREADS: usize = 4;
+    let per_thread: usize = if cfg!(miri) { 25 } else { 500 };
+    let s = Sched::new();
+    let drops = Counter::default();
+    let spawned = Arc::new(AtomicUsize::new(0));
+    let halfway = Arc::new(std::sync::Barrier::new(THREADS + 1));
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let threads: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let (s, drops, spawned, halfway, done_tx) = (
+                s.clone(),
+                drops.clone(),
+                spawned.clone(),
+                halfway.clone(),
+                done_tx.clone(),
+            );
+            std::thread::spawn(move || {
+                let mut senders = Vec::new();
+                for i in 0..per_thread {
+                    if i == per_thread / 2 {
+                        halfway.wait();
+                    }
+                    let (fut, tx) = gated(&drops);
+                    let (join, notified) = s.0.owned.bind(fut, s.clone(), Id::next());
+                    spawned.fetch_add(1, Ordering::SeqCst);
+                    if let Some(n) = notified {
+                        n.run();
+                    }
+                    match (i + t) % 3 {
+                        0 => join.abort(),
+                        1 => drop(tx.send(1)),
+                        _ => senders.push(tx),
+                    }
+                    drop(join);
+                    while let Some(n) = s.pop() {
+                        n.run();
+                    }
+                }
+                drop(senders);
+                done_tx.send(()).unwrap();
+            })
+        })
+        .collect();
+    halfway.wait();
+    s.0.owned.close_and_shutdown_all();
+    for _ in 0..THREADS {
+        done_rx
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("watchdog: spawning threads did not finish within 60 s");
+    }
+    for t in threads {
+        t.join().unwrap();
+    }
+    s.run_all();
+    // Tasks woken (by a sender) after the close ran to completion or were
+    // already cancelled; the rest were cancelled by the close or at bind.
+    s.0.owned.close_and_shutdown_all();
+    assert!(s.0.owned.is_empty());
+    assert_eq!(spawned.load(Ordering::SeqCst), THREADS * per_thread);
+    assert_eq!(
+        drops.get(),
+        THREADS * per_thread,
+        "every future dropped exactly once"
+    );
+    assert_eq!(s.released(), THREADS * per_thread);
+}
