@@ -78,7 +78,7 @@ mod loom_tests;
 
 pub use blocking::{blocking_task, Runnable};
 pub use error::JoinError;
-pub use id::Id;
+pub use id::{id, try_id, Id};
 pub use join::{AbortHandle, JoinHandle};
 #[allow(unused_imports)]
 pub(crate) use list::OwnedTasks;

@@ -6,6 +6,7 @@
 // async block around `&mut join` makes the join poll from a second task.
 #![allow(clippy::waker_clone_wake, clippy::redundant_async_block)]
 use super::*;
+use crate::task;
 use futures::channel::oneshot;
 use std::collections::VecDeque;
 use std::future::Future;
@@ -1016,4 +1017,40 @@ fn concurrent_spawn_complete_and_close_drop_every_future_once() {
         "every future dropped exactly once"
     );
     assert_eq!(s.released(), THREADS * per_thread);
+}
+
+#[test]
+fn task_id_is_set_while_polling_and_dropping() {
+    struct SeesId(Arc<Mutex<Vec<Option<Id>>>>);
+    impl Drop for SeesId {
+        fn drop(&mut self) {
+            self.0.lock().unwrap().push(task::try_id());
+        }
+    }
+    let s = Sched::new();
+    let seen: Arc<Mutex<Vec<Option<Id>>>> = Arc::default();
+    let guard = SeesId(seen.clone());
+    let seen2 = seen.clone();
+    let join = s.spawn(poll_fn(move |_, _| {
+        let _ = &guard;
+        seen2.lock().unwrap().push(Some(task::id()));
+        Poll::<()>::Pending
+    }));
+    let id = join.id();
+    assert_eq!(task::try_id(), None);
+    s.run_all();
+    assert_eq!(task::try_id(), None, "the id is restored after the poll");
+    join.abort();
+    s.run_all();
+    assert_eq!(
+        *seen.lock().unwrap(),
+        vec![Some(id), Some(id)],
+        "poll and cancel-drop both see the id"
+    );
+}
+
+#[test]
+#[should_panic(expected = "called outside a task")]
+fn task_id_outside_a_task_says_what_to_do() {
+    let _ = task::id();
 }
