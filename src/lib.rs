@@ -13,8 +13,10 @@ pub mod net {
     pub use handoff_reactor::net::*;
 
     // ---- blocking: dns (handoff-blocking) ----
+    pub use handoff_blocking::lookup_host;
 }
 
 // ---- executor (handoff-executor) ----
 
 // ---- blocking bridge (handoff-blocking) ----
+pub use handoff_blocking::{blocking, blocking_long, fs, Blocking};
