@@ -249,8 +249,7 @@ fn tokio_spawn_blocking() -> PerCall {
                     }
                 });
                 os_peak = os_peak.max(os_threads());
-                t.elapsed().as_nanos() as f64
-                    / (CONC_TASKS * CONC_SPAWN_BLOCKING_PER_TASK) as f64
+                t.elapsed().as_nanos() as f64 / (CONC_TASKS * CONC_SPAWN_BLOCKING_PER_TASK) as f64
             })
             .collect(),
     );
@@ -287,7 +286,10 @@ fn per_call() {
             }
             Some((_, os)) => format!("OS +{os} (peak)"),
         };
-        println!("{:<30} {:>12.0} {:>14} {:>26}", r.name, r.seq_ns, conc, threads);
+        println!(
+            "{:<30} {:>12.0} {:>14} {:>26}",
+            r.name, r.seq_ns, conc, threads
+        );
     }
     let conc = |r: &PerCall| r.conc_ns.unwrap_or(f64::NAN);
     println!("ratios (sequential / 64 tasks):");
@@ -442,7 +444,11 @@ fn handoff_latency() {
         "{:<20} {:<24} {:>10} {:>10} {:>10} {:>7}   target",
         "condition", "variant", "p50", "p99", "max", "rounds"
     );
-    for condition in [Condition::BackToBack, Condition::AfterIdle, Condition::AfterBusy] {
+    for condition in [
+        Condition::BackToBack,
+        Condition::AfterIdle,
+        Condition::AfterBusy,
+    ] {
         let mut p99 = Vec::new();
         for variant in [
             Variant::Blocking,

@@ -42,7 +42,11 @@ fn fast_path_runs_in_the_same_poll_on_the_same_thread() {
         let (a, b, c) = rt.block_on(rt.spawn(task)).unwrap();
         assert_ne!(a, main_tid, "the task must run on a worker thread");
         assert_eq!((a, b), (b, c), "gettid before / inside / after the call");
-        assert_eq!(polls.load(Ordering::SeqCst), 1, "the call ended in one poll");
+        assert_eq!(
+            polls.load(Ordering::SeqCst),
+            1,
+            "the call ended in one poll"
+        );
         let after = rt.metrics();
         assert!(
             after.blocking_fast_exits > before.blocking_fast_exits,
@@ -64,7 +68,10 @@ fn a_million_fast_calls_spawn_no_thread() {
             .build()
             .unwrap();
         // Warm up: the worker thread exists after this.
-        assert_eq!(rt.block_on(rt.spawn(handoff::blocking(getpid))).unwrap(), getpid());
+        assert_eq!(
+            rt.block_on(rt.spawn(handoff::blocking(getpid))).unwrap(),
+            getpid()
+        );
         let before = rt.metrics();
         let sum = rt
             .block_on(rt.spawn(async {
@@ -140,9 +147,16 @@ fn retake_lets_the_task_queued_behind_run_during_the_call() {
             b_ran_during_call,
             "B did not run while A was in its call: the slot was not retaken"
         );
-        assert_ne!(Some(a_tid), b_tid, "B ran on the thread the slot was handed to");
+        assert_ne!(
+            Some(a_tid),
+            b_tid,
+            "B ran on the thread the slot was handed to"
+        );
         let after = rt.metrics();
-        assert!(after.retakes > before.retakes, "metrics().retakes did not count it");
+        assert!(
+            after.retakes > before.retakes,
+            "metrics().retakes did not count it"
+        );
     });
 }
 
@@ -160,7 +174,8 @@ fn slow_exit_requeues_the_task_and_keeps_the_result() {
                 // polled twice across the retake and the slow exit.
                 let mut extras = Vec::new();
                 for polls in extra {
-                    let (task, _) = CountPolls::new(async move { polls.fetch_add(1, Ordering::SeqCst) });
+                    let (task, _) =
+                        CountPolls::new(async move { polls.fetch_add(1, Ordering::SeqCst) });
                     extras.push(handoff::spawn(task));
                 }
                 // B runs once the slot is handed off, tells A's call to
@@ -194,11 +209,25 @@ fn slow_exit_requeues_the_task_and_keeps_the_result() {
                 (result, polls.load(Ordering::SeqCst), b_saw_exit)
             }))
             .unwrap();
-        assert!(b_saw_exit, "A's exit was never counted while B held the slot");
-        assert_eq!(result, (0..1000u32).collect::<Vec<_>>(), "A's result intact");
-        assert_eq!(call_polls, 2, "slow path: Pending once, then Ready with the stored output");
+        assert!(
+            b_saw_exit,
+            "A's exit was never counted while B held the slot"
+        );
+        assert_eq!(
+            result,
+            (0..1000u32).collect::<Vec<_>>(),
+            "A's result intact"
+        );
+        assert_eq!(
+            call_polls, 2,
+            "slow path: Pending once, then Ready with the stored output"
+        );
         for (i, polls) in extra_polls.iter().enumerate() {
-            assert_eq!(polls.load(Ordering::SeqCst), 1, "extra task {i} polled once");
+            assert_eq!(
+                polls.load(Ordering::SeqCst),
+                1,
+                "extra task {i} polled once"
+            );
         }
         let after = rt.metrics();
         assert!(
@@ -246,7 +275,9 @@ fn panic_in_the_closure_reaches_the_join_handle_and_frees_the_slot() {
             let h = rt.spawn(async move {
                 handoff::blocking(move || -> u32 { panic!("closure panic {i}") }).await
             });
-            let err = rt.block_on(h).expect_err("the panic must reach the JoinHandle");
+            let err = rt
+                .block_on(h)
+                .expect_err("the panic must reach the JoinHandle");
             assert!(err.is_panic());
             let payload = err.into_panic();
             let msg = payload
@@ -270,7 +301,11 @@ fn panic_in_the_closure_reaches_the_join_handle_and_frees_the_slot() {
         let mut tids: Vec<_> = tids.into_iter().map(|h| rt.block_on(h).unwrap()).collect();
         tids.sort_unstable();
         tids.dedup();
-        assert_eq!(tids.len(), SLOTS, "the barrier tasks ran on distinct threads");
+        assert_eq!(
+            tids.len(),
+            SLOTS,
+            "the barrier tasks ran on distinct threads"
+        );
     });
 }
 
@@ -313,7 +348,10 @@ fn outside_a_runtime_the_closure_runs_inline() {
     watchdog(30, "outside", || {
         let me = gettid();
         assert_eq!(futures::executor::block_on(handoff::blocking(gettid)), me);
-        assert_eq!(futures::executor::block_on(handoff::blocking_long(gettid)), me);
+        assert_eq!(
+            futures::executor::block_on(handoff::blocking_long(gettid)),
+            me
+        );
         let other = std::thread::spawn(|| {
             let t = gettid();
             (t, futures::executor::block_on(handoff::blocking(gettid)))
@@ -331,7 +369,10 @@ fn outside_a_runtime_the_closure_runs_inline() {
             .block_on(rt.spawn(async {
                 handoff::blocking(|| {
                     let outer = gettid();
-                    (outer, futures::executor::block_on(handoff::blocking(gettid)))
+                    (
+                        outer,
+                        futures::executor::block_on(handoff::blocking(gettid)),
+                    )
                 })
                 .await
             }))
@@ -341,7 +382,11 @@ fn outside_a_runtime_the_closure_runs_inline() {
         let exits = |m: &handoff::Metrics| {
             m.blocking_fast_exits + m.blocking_idle_slot_exits + m.blocking_slow_exits
         };
-        assert_eq!(exits(&after) - exits(&before), 1, "only the outer call entered");
+        assert_eq!(
+            exits(&after) - exits(&before),
+            1,
+            "only the outer call entered"
+        );
     });
 }
 
@@ -381,7 +426,11 @@ fn spawn_and_wake_from_inside_the_closure_go_to_the_global_queue() {
                 let (c_tx, c_rx) = mpsc::channel();
                 let slot = waker.clone();
                 let c = handoff::spawn(async move {
-                    ParkOnce { waker: slot, parked: false }.await;
+                    ParkOnce {
+                        waker: slot,
+                        parked: false,
+                    }
+                    .await;
                     c_tx.send(gettid()).unwrap();
                 });
                 let start = Instant::now();
@@ -408,6 +457,10 @@ fn spawn_and_wake_from_inside_the_closure_go_to_the_global_queue() {
         let woken = woken.expect("a task woken inside the call did not run during it");
         assert_ne!(spawned, a, "the spawned task ran on another thread");
         assert_ne!(woken, a, "the woken task ran on another thread");
-        assert_eq!(rt.metrics().retakes, before.retakes, "no retake was involved");
+        assert_eq!(
+            rt.metrics().retakes,
+            before.retakes,
+            "no retake was involved"
+        );
     });
 }

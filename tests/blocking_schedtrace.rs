@@ -18,7 +18,11 @@ const CHILD: &str = "HANDOFF_TEST_SCHEDTRACE_CHILD";
 /// plain test in the parent run (shorter there).
 #[test]
 fn scenario() {
-    let rounds = if std::env::var_os(CHILD).is_some() { 30 } else { 3 };
+    let rounds = if std::env::var_os(CHILD).is_some() {
+        30
+    } else {
+        3
+    };
     watchdog(60, "schedtrace scenario", move || {
         let rt = Runtime::builder().worker_threads(2).build().unwrap();
         rt.block_on(async move {
@@ -26,7 +30,8 @@ fn scenario() {
                 let tasks: Vec<_> = (0..4)
                     .map(|_| {
                         handoff::spawn(async {
-                            handoff::blocking(|| std::thread::sleep(Duration::from_millis(5))).await;
+                            handoff::blocking(|| std::thread::sleep(Duration::from_millis(5)))
+                                .await;
                             handoff::blocking(|| std::hint::black_box(1)).await
                         })
                     })

@@ -80,10 +80,16 @@ fn thread_cap_holds_under_400_concurrent_calls() {
         });
         let max = watcher.stop();
         assert_eq!(done.load(Ordering::SeqCst), TASKS, "every call completed");
-        assert!(max <= CAP as u64, "threads_alive reached {max} > max_threads {CAP}");
+        assert!(
+            max <= CAP as u64,
+            "threads_alive reached {max} > max_threads {CAP}"
+        );
         let m = rt.metrics();
         assert!(m.retakes > 0, "5 ms calls must have been retaken");
-        assert!(m.threads_spawned > SLOTS as u64, "retakes needed extra threads");
+        assert!(
+            m.threads_spawned > SLOTS as u64,
+            "retakes needed extra threads"
+        );
         eprintln!(
             "thread cap: max threads_alive {max}, spawned {}, retakes {}, slow exits {}",
             m.threads_spawned, m.retakes, m.blocking_slow_exits
@@ -111,8 +117,14 @@ fn spawn_blocking_runs_static_work_on_pool_threads_within_the_cap() {
             // while it runs (the job does not hold the task).
             let (tx, rx) = mpsc::channel();
             let job = handoff::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(10)));
-            handoff::spawn(async move { tx.send(42).unwrap() }).await.unwrap();
-            assert_eq!(job.await.unwrap(), Ok(42), "the slot was free during the job");
+            handoff::spawn(async move { tx.send(42).unwrap() })
+                .await
+                .unwrap();
+            assert_eq!(
+                job.await.unwrap(),
+                Ok(42),
+                "the slot was free during the job"
+            );
 
             // Many jobs, and blocking calls next to them: all share the cap.
             let jobs: Vec<_> = (0..20u64)
@@ -150,7 +162,10 @@ fn spawn_blocking_runs_static_work_on_pool_threads_within_the_cap() {
         });
         let max = watcher.stop();
         assert_eq!(out, (0..20u64).map(|i| i * i).collect::<Vec<_>>());
-        assert!(max <= CAP as u64, "threads_alive reached {max} > max_threads {CAP}");
+        assert!(
+            max <= CAP as u64,
+            "threads_alive reached {max} > max_threads {CAP}"
+        );
         wait_until(20, "pool threads exit after thread_keep_alive", || {
             rt.metrics().threads_alive <= 1
         });

@@ -145,7 +145,9 @@ fn lookup_host_resolves_through_the_bridge() {
         let (tx, rx) = mpsc::channel();
         rt.block_on(rt.spawn(async move {
             let a: Vec<SocketAddr> = handoff::net::lookup_host("localhost:80").await?.collect();
-            let b: Vec<SocketAddr> = handoff::net::lookup_host(("localhost", 80)).await?.collect();
+            let b: Vec<SocketAddr> = handoff::net::lookup_host(("localhost", 80))
+                .await?
+                .collect();
             let c: Vec<SocketAddr> = handoff::net::lookup_host("127.0.0.1:8080").await?.collect();
             let bad = handoff::net::lookup_host("localhost-without-a-port").await;
             tx.send((a, b, c, bad.is_err())).unwrap();
@@ -155,8 +157,14 @@ fn lookup_host_resolves_through_the_bridge() {
         .unwrap();
         let (a, b, c, bad) = rx.recv().unwrap();
         assert!(!a.is_empty(), "localhost resolves");
-        assert!(a.iter().all(|s| s.port() == 80 && s.ip().is_loopback()), "{a:?}");
-        assert!(b.iter().all(|s| s.port() == 80 && s.ip().is_loopback()), "{b:?}");
+        assert!(
+            a.iter().all(|s| s.port() == 80 && s.ip().is_loopback()),
+            "{a:?}"
+        );
+        assert!(
+            b.iter().all(|s| s.port() == 80 && s.ip().is_loopback()),
+            "{b:?}"
+        );
         assert_eq!(c, ["127.0.0.1:8080".parse::<SocketAddr>().unwrap()]);
         assert!(bad, "a host without a port is an error");
     });

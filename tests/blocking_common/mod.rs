@@ -44,7 +44,10 @@ pub fn watchdog<T: Send + 'static>(
 pub fn wait_until(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(secs);
     while !cond() {
-        assert!(Instant::now() < deadline, "{what}: still false after {secs} s");
+        assert!(
+            Instant::now() < deadline,
+            "{what}: still false after {secs} s"
+        );
         std::thread::sleep(Duration::from_millis(1));
     }
 }

@@ -38,6 +38,7 @@ use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::panic::resume_unwind;
 use std::path::Path;
 use std::pin::Pin;
+use std::sync::{Mutex, PoisonError};
 use std::task::{Context, Poll};
 
 use futures::io::{AsyncRead, AsyncSeek, AsyncWrite};
@@ -64,8 +65,10 @@ enum Parked {
     Bytes { data: Vec<u8>, pos: usize },
     /// The result of a read (errors only: bytes park as `Bytes`), write or seek.
     Result { op: Op, result: io::Result<u64> },
-    /// A panic of the call, resumed by the next operation.
-    Panic(Payload),
+    /// A panic of the call, resumed by the next operation. In a `Mutex` only
+    /// so that `File` stays `Sync` (a payload is `Send`, not `Sync`): `&File`
+    /// is held across awaits by `read_at` and friends.
+    Panic(Mutex<Payload>),
 }
 
 impl Parked {
@@ -73,7 +76,7 @@ impl Parked {
     fn resume_panic(&mut self) {
         if matches!(self, Parked::Panic(_)) {
             if let Parked::Panic(payload) = std::mem::take(self) {
-                resume_unwind(payload);
+                resume_unwind(payload.into_inner().unwrap_or_else(PoisonError::into_inner));
             }
         }
     }
@@ -621,7 +624,7 @@ fn poll_call<T>(
         Ran::Slow(out) => {
             file.parked = match out {
                 Ok(result) => park(result),
-                Err(payload) => Parked::Panic(payload),
+                Err(payload) => Parked::Panic(Mutex::new(payload)),
             };
             // No slot: the wake goes to the global queue.
             cx.waker().wake_by_ref();
@@ -1013,9 +1016,12 @@ mod tests {
     #[test]
     fn file_futures_are_send() {
         fn assert_send<T: Send>(_: &T) {}
+        fn assert_sync<T: Sync>() {}
+        assert_sync::<File>();
         let mut file = File::from_std(std::fs::File::open("/proc/self/status").unwrap());
         let mut buf = [0u8; 4];
         assert_send(&file.read(&mut buf));
+        assert_send(&file.read_at(&mut buf, 0));
         assert_send(&crate::fs::read("/proc/self/status"));
         assert_send(&crate::lookup_host("localhost:1"));
     }
