@@ -17,6 +17,10 @@ pub mod net {
 }
 
 // ---- executor (handoff-executor) ----
+pub use handoff_executor::{
+    spawn, spawn_blocking, yield_now, AbortHandle, Builder, EnterGuard, Handle, Id, JoinError,
+    JoinHandle, Metrics, Runtime,
+};
 
 // ---- blocking bridge (handoff-blocking) ----
 pub use handoff_blocking::{blocking, blocking_long, fs, Blocking};
