@@ -70,17 +70,48 @@ fn schedtrace_prints_one_line_per_interval() {
     let mut stderr = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
     assert!(status.success(), "the traced child failed:\n{stderr}");
-    let lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with("SCHED")).collect();
+    const PREFIX: &str = "handoff schedtrace: ";
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter_map(|l| l.find(PREFIX).map(|at| &l[at + PREFIX.len()..]))
+        .collect();
     assert!(
         lines.len() >= 3,
-        "expected a SCHED line every 10 ms over the ~150 ms run, got:\n{stderr}"
+        "expected a trace line every 10 ms over the ~150 ms run, got:\n{stderr}"
     );
-    // Each line carries the fields the issue asks for.
-    for field in ["slots", "idle", "threads", "global", "retakes"] {
+    // Each line carries the fields the issue asks for: slots, idle slots,
+    // slots in calls, threads (alive / idle / spinning), the global queue,
+    // the per-slot local queues, retakes and exits so far.
+    for field in [
+        "slots=",
+        " idle=",
+        "incall=",
+        "threads=",
+        "idlethreads=",
+        "spinning=",
+        "runqueue=",
+        " [",
+        "retakes=",
+        "exits=fast:",
+    ] {
         assert!(
             lines.iter().all(|l| l.contains(field)),
-            "a SCHED line lacks `{field}`:\n{}",
+            "a trace line lacks `{field}`:\n{}",
             lines.join("\n")
         );
     }
+    // Lines come in time order, and the last one has seen the retaken calls.
+    let stamps: Vec<u64> = lines
+        .iter()
+        .map(|l| l.split("ms").next().unwrap().trim().parse().unwrap())
+        .collect();
+    assert!(stamps.windows(2).all(|w| w[0] < w[1]), "{stamps:?}");
+    let last = lines.last().unwrap();
+    let retakes: u64 = last
+        .split("retakes=")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no retake count in `{last}`"));
+    assert!(retakes > 0, "the 5 ms calls were retaken: `{last}`");
 }

@@ -26,3 +26,29 @@ pub mod fs;
 
 pub use call::{blocking, blocking_long, Blocking};
 pub use dns::lookup_host;
+
+/// Runs a `'static` closure on a pool thread and returns a handle to its
+/// result; the executor's pool, which shares `max_threads` with the workers.
+///
+/// Compared with [`blocking`]: the task does not wait inside `f` (it awaits
+/// the handle, and its slot runs other tasks meanwhile), but `f` must own its
+/// data and each call pays a hop to another thread. Use it for long or
+/// CPU-heavy work the task should not sit in; use [`blocking`] for system
+/// calls, which borrow and usually return at once.
+///
+/// # Panics
+///
+/// Outside a runtime (use `Handle::spawn_blocking` there). A panic in `f`
+/// reaches the handle as a `JoinError` with `is_panic()`.
+///
+/// # Examples
+///
+/// ```
+/// let rt = handoff_executor::Runtime::new().unwrap();
+/// let sum = rt.block_on(async {
+///     let data: Vec<u64> = (1..=100).collect();
+///     handoff_blocking::spawn_blocking(move || data.iter().sum::<u64>()).await.unwrap()
+/// });
+/// assert_eq!(sum, 5050);
+/// ```
+pub use handoff_executor::spawn_blocking;
