@@ -16,8 +16,8 @@
 //! ```
 //!
 //! Everything that points at a task is a `NonNull<Header>` owning one
-//! reference in the state word: the owned list's [`Task`], the queued
-//! [`Notified`], the [`JoinHandle`], each [`AbortHandle`] and each `Waker`.
+//! reference in the state word: the owned list's `Task`, the queued
+//! `Notified`, the [`JoinHandle`], each [`AbortHandle`] and each `Waker`.
 //! Type-erased code (wakers, queues) reaches the typed code through the
 //! vtable. The last reference to go frees the allocation.
 //!
@@ -26,7 +26,7 @@
 //! 1. Spawn: `OwnedTasks::bind` allocates with three references (list,
 //!    `Notified`, `JoinHandle`) and `NOTIFIED`, links the task into its
 //!    shard, and hands the `Notified` to the scheduler's queue.
-//! 2. Run: a worker pops the `Notified` and calls [`Notified::run`]:
+//! 2. Run: a worker pops the `Notified` and calls `Notified::run`:
 //!    `NOTIFIED -> RUNNING`, poll inside the coop budget, catching panics.
 //! 3. Wake: the waker's CAS sets `NOTIFIED`. Idle task: the waker schedules a
 //!    `Notified` (`Schedule::schedule`). Running task: nothing else; when the
