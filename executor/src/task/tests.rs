@@ -1054,3 +1054,64 @@ fn task_id_is_set_while_polling_and_dropping() {
 fn task_id_outside_a_task_says_what_to_do() {
     let _ = task::id();
 }
+
+/// A `!Unpin` future that checks Pin's drop guarantee: the address it was
+/// polled at is the address its Drop runs at (what an intrusive future
+/// that unlinks itself on drop relies on).
+struct AddressCheck {
+    polled_at: Option<usize>,
+    ready: bool,
+    wrong_drops: Counter,
+    _pin: std::marker::PhantomPinned,
+}
+
+impl Future for AddressCheck {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<()> {
+        // SAFETY: only plain fields are written; the future is not moved.
+        let this = unsafe { self.get_unchecked_mut() };
+        this.polled_at = Some(this as *const AddressCheck as usize);
+        if this.ready {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
+impl Drop for AddressCheck {
+    fn drop(&mut self) {
+        if let Some(at) = self.polled_at {
+            if at != self as *const AddressCheck as usize {
+                self.wrong_drops.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+    }
+}
+
+#[test]
+fn future_is_dropped_in_place_not_moved() {
+    // Regression: the stage used to be swapped out with `mem::replace` and
+    // dropped elsewhere, moving a pinned future before its Drop.
+    let s = Sched::new();
+    let wrong = Counter::default();
+    let mk = |ready| AddressCheck {
+        polled_at: None,
+        ready,
+        wrong_drops: wrong.clone(),
+        _pin: std::marker::PhantomPinned,
+    };
+    let done = s.spawn(mk(true)); // dropped after Ready
+    let aborted = s.spawn(mk(false)); // dropped by cancel
+    let shut = s.spawn(mk(false)); // dropped by close_and_shutdown_all
+    s.run_all();
+    aborted.abort();
+    s.run_all();
+    s.0.owned.close_and_shutdown_all();
+    drop((done, aborted, shut));
+    assert_eq!(
+        wrong.get(),
+        0,
+        "a pinned future was moved before its Drop ran"
+    );
+}
