@@ -1115,3 +1115,35 @@ fn future_is_dropped_in_place_not_moved() {
         "a pinned future was moved before its Drop ran"
     );
 }
+
+#[test]
+fn dropping_a_list_with_live_tasks_cancels_them() {
+    // A scheduler that does not own the list (no Arc cycle): dropping the
+    // list must not leak its tasks.
+    struct Detached;
+    impl Schedule for Detached {
+        fn schedule(&self, task: Notified<Self>) {
+            drop(task);
+        }
+        fn release(&self, _task: &Task<Self>) -> Option<Task<Self>> {
+            None
+        }
+    }
+    let drops = Counter::default();
+    let list: OwnedTasks<Detached> = OwnedTasks::with_shards(2);
+    let mut joins = Vec::new();
+    let mut senders = Vec::new();
+    for _ in 0..10 {
+        let (fut, tx) = gated(&drops);
+        let (join, notified) = list.bind(fut, Detached, Id::next());
+        notified.unwrap().run();
+        joins.push(join);
+        senders.push(tx);
+    }
+    assert_eq!(list.len(), 10);
+    drop(list);
+    assert_eq!(drops.get(), 10);
+    for j in joins {
+        assert!(futures::executor::block_on(j).unwrap_err().is_cancelled());
+    }
+}
