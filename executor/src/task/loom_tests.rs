@@ -516,7 +516,7 @@ fn loom_two_wakes_while_running_reschedule_once() {
         } = idle_gate();
         waker.wake_by_ref();
         let w2 = waker.clone();
-        let a = thread::spawn(move || w2.wake());
+        let a = thread::spawn(move || w2.wake_by_ref());
         let b = thread::spawn(move || waker.wake());
         // The wakes race this poll; `push` asserts at most one Notified.
         assert!(s.run_one());
@@ -530,5 +530,30 @@ fn loom_two_wakes_while_running_reschedule_once() {
         drop(join);
         s.shutdown();
         assert_eq!(drops.load(Ordering::Acquire), 1);
+    });
+}
+
+#[test]
+fn loom_detached_join_handle_vs_complete() {
+    // The fast detach (one CAS, no waker registered) racing completion: the
+    // output is dropped exactly once, by the completer or by the handle.
+    model(|| {
+        let s = Sched::new();
+        let drops = Arc::new(AtomicUsize::new(0));
+        let out = DropTrack(drops.clone());
+        let join = s.spawn(async move { out });
+        // Keeps the task allocated, so a missed output drop cannot hide in
+        // the final dealloc.
+        let keep = join.abort_handle();
+        let runner = s.clone();
+        let th = thread::spawn(move || assert!(runner.run_one()));
+        drop(join);
+        th.join().unwrap();
+        assert_eq!(
+            drops.load(Ordering::Acquire),
+            1,
+            "the output is dropped exactly once, before the task is freed"
+        );
+        drop(keep);
     });
 }
