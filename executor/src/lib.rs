@@ -22,6 +22,8 @@
 //! - `task::blocking_task(f, id) -> (Runnable, JoinHandle<R>)` (used by the pool).
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
+// Under loom only the primitives and their models are built.
+#![cfg_attr(loom, allow(dead_code))]
 
 #[cfg(not(loom))]
 pub mod bridge;
