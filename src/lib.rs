@@ -13,6 +13,7 @@ pub mod net {
     pub use handoff_reactor::net::*;
 
     // ---- blocking: dns (handoff-blocking) ----
+    pub use handoff_blocking::lookup_host;
 }
 
 // ---- executor (handoff-executor) ----
@@ -22,3 +23,4 @@ pub use handoff_executor::{
 };
 
 // ---- blocking bridge (handoff-blocking) ----
+pub use handoff_blocking::{blocking, blocking_long, fs, Blocking};
