@@ -33,6 +33,18 @@
 //!    So a stream of short calls costs a wake per `retake_after` while it
 //!    lasts and one futex wake when it starts, not one per call.
 //!
+//! ## Priority
+//! The monitor runs at nice 19. While calls stream, it wakes every
+//! `retake_after`; at normal priority each wake preempts a worker when all
+//! CPUs are busy (10–20 µs of lost CPU per wake on a VM: measured, a
+//! `getpid` loop ran at 2× its cost). At nice 19 a waking monitor does not
+//! preempt busy workers; it runs on an idle CPU — and a call that really
+//! blocks leaves its CPU idle, which is exactly when a retake is needed. A
+//! call that keeps its CPU busy (a long computation in the kernel) only
+//! gains from a retake if another CPU is idle, where the monitor then runs.
+//! CFS still gives the monitor a small share on a saturated machine, so
+//! retakes slow down there rather than stop.
+//!
 //! No lost wake-up: `enter` stores `Syscall` (`SeqCst`) then loads `parked`
 //! (`SeqCst`); the monitor stores `parked` then loads the words. In the
 //! single order of `SeqCst` operations one of the two sees the other.
@@ -163,6 +175,15 @@ impl Lateness {
 }
 
 /// What the monitor remembers of one slot between rounds.
+///
+/// A call is retaken only when a previous round saw the same call (tick):
+/// on a machine with fewer CPUs than busy threads the monitor's own wake-up
+/// can land on the CPU of a thread in a 200 ns call and preempt it, and by
+/// the time the monitor (10–20 µs of wake-up overhead on a VM) looks, the
+/// call seems to have lasted its budget. Measured: thousands of false
+/// retakes a second in a `getpid` loop, each costing the caller its slot.
+/// A call first seen past its deadline is looked at again after a
+/// `yield_now`, which lets the preempted caller finish first.
 #[derive(Clone, Copy, Default)]
 struct Seen {
     tick: u64,
@@ -173,6 +194,8 @@ struct Seen {
 fn run(shared: Arc<Shared>) {
     // Without this, Linux stretches every timed wait by up to 50 µs.
     let _ = sys::set_precise_timer_slack();
+    // Nice 19: see "Priority" in the module header.
+    let _ = sys::set_lowest_priority();
     let cfg: &Config = &shared.config;
     let retake_after = clock::to_stamps(cfg.retake_after);
     let long_call = clock::to_stamps(LONG_CALL);
@@ -188,6 +211,7 @@ fn run(shared: Arc<Shared>) {
         let now = clock::now();
         let mut next: Option<Stamp> = None;
         let mut new_calls = false;
+        let mut confirm = false;
         for (slot, seen) in shared.slots.iter().zip(seen.iter_mut()) {
             let snap = slot.state.load();
             if snap.tick() != seen.tick {
@@ -198,7 +222,10 @@ fn run(shared: Arc<Shared>) {
                 continue;
             }
             let tick = snap.tick();
-            if tick != seen.tick {
+            // Retake only a call seen by an earlier round too (Go's sysmon
+            // rule): see `Seen` on the monitor preempting its own victim.
+            let seen_before = tick == seen.tick;
+            if !seen_before {
                 *seen = Seen { tick, recheck: 0 };
             }
             // Relaxed: read after the Acquire load of the word that showed
@@ -209,6 +236,10 @@ fn run(shared: Arc<Shared>) {
                 .max(seen.recheck);
             if now < due {
                 next = Some(next.map_or(due, |n| n.min(due)));
+                continue;
+            }
+            if !seen_before {
+                confirm = true;
                 continue;
             }
             let idle = &shared.idle;
@@ -228,6 +259,12 @@ fn run(shared: Arc<Shared>) {
         }
         if let Some(t) = trace.as_mut() {
             t.maybe_print(&shared);
+        }
+        if confirm {
+            // A call first seen past its deadline: let the CPU go (to the
+            // caller's thread if we woke on its CPU) and look again at once.
+            std::thread::yield_now();
+            continue;
         }
         if new_calls {
             quiet = 0;
