@@ -36,6 +36,9 @@ use crate::worker::{self, Core};
 use std::future::Future;
 use std::time::{Duration, Instant};
 
+/// Longest `build()` waits for its worker threads to park.
+const STARTUP_WAIT: Duration = Duration::from_millis(100);
+
 /// A runnable task of this runtime.
 pub(crate) type Task = Notified<Handle>;
 
@@ -263,6 +266,12 @@ impl Handle {
                 handle.shared.shutdown(Some(Duration::ZERO));
                 return Err(e);
             }
+        }
+        // Let the new threads list themselves idle before the first spawn:
+        // a wake that finds no idle thread spawns one more (bounded wait).
+        let t0 = Instant::now();
+        while handle.shared.idle.num_idle_threads() < started && t0.elapsed() < STARTUP_WAIT {
+            std::thread::sleep(Duration::from_micros(50));
         }
         if let Err(e) = monitor::start(&handle.shared) {
             handle.shared.shutdown(Some(Duration::ZERO));
