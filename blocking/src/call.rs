@@ -179,10 +179,12 @@ where
 }
 
 impl<F, R> Drop for Blocking<F, R> {
+    #[inline]
     fn drop(&mut self) {
-        match std::mem::replace(&mut self.state, State::Finished) {
-            State::Finished => {}
-            state => drop_quietly(state),
+        // The common case (awaited to the end) is one compare, on the path of
+        // every call.
+        if !matches!(self.state, State::Finished) {
+            drop_quietly(std::mem::replace(&mut self.state, State::Finished));
         }
     }
 }
