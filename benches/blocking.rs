@@ -294,8 +294,8 @@ fn per_call() {
         format!("+{} (now {sb_peak})", sb_peak - sb0),
     ];
     println!(
-        "{:<30} {:>12} {:>12}   {}",
-        "", "sequential", "64 tasks", "threads created by the 64-task runs"
+        "{:<30} {:>12} {:>12}   threads created by the 64-task runs",
+        "", "sequential", "64 tasks"
     );
     for i in 0..4 {
         let c = if i == 0 {
