@@ -23,6 +23,7 @@
 //! waker) runs inside `catch_unwind`, so a panic never unwinds through a
 //! half-done transition or takes down the runtime thread.
 use super::error::JoinError;
+use super::id::IdGuard;
 use super::raw::{Header, RawTask, Vtable};
 use super::state::{TransitionToIdle, TransitionToRunning};
 use super::waker::waker_ref;
@@ -221,6 +222,7 @@ impl<F: Future, S: Schedule> Harness<F, S> {
     /// Polls the future once. `Ready(())`: the output (or the panic) is
     /// stored and the future dropped.
     fn poll_future(&self) -> Poll<()> {
+        let _id = IdGuard::enter(self.id());
         let waker = waker_ref(self.raw().header_ptr());
         let mut cx = Context::from_waker(&waker);
         let stage = &self.core().stage;
@@ -272,6 +274,11 @@ impl<F: Future, S: Schedule> Harness<F, S> {
             .core()
             .stage
             .with_mut(|ptr| unsafe { mem::replace(&mut *ptr, Stage::Consumed) });
+        if matches!(old, Stage::Consumed) {
+            return Ok(());
+        }
+        // User Drop code sees its task's id (`task::try_id`).
+        let _id = IdGuard::enter(self.id());
         panic::catch_unwind(AssertUnwindSafe(move || drop(old)))
     }
 

@@ -39,6 +39,7 @@ use std::ptr::NonNull;
 /// Shards per available core. 4 is tokio's figure for its sharded owned
 /// list: with ids handed out round-robin, two workers spawning at once
 /// collide on a shard lock about 1 time in `4 * cores`.
+#[cfg_attr(loom, allow(dead_code))]
 const SHARDS_PER_CORE: usize = 4;
 
 /// Upper bound on the shard count (memory: one cache line per shard).

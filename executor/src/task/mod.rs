@@ -63,9 +63,9 @@ mod id;
 mod join;
 // The scheduler (branch `sched`) is the user of the owned list and the
 // queue links; until it lands they are only exercised by the tests.
-#[cfg_attr(not(test), allow(dead_code))]
+#[cfg_attr(any(not(test), loom), allow(dead_code))]
 mod list;
-#[cfg_attr(not(test), allow(dead_code))]
+#[cfg_attr(any(not(test), loom), allow(dead_code))]
 mod raw;
 mod state;
 mod waker;
@@ -78,7 +78,7 @@ mod loom_tests;
 
 pub use blocking::{blocking_task, Runnable};
 pub use error::JoinError;
-pub use id::Id;
+pub use id::{id, try_id, Id};
 pub use join::{AbortHandle, JoinHandle};
 #[allow(unused_imports)]
 pub(crate) use list::OwnedTasks;

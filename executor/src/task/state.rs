@@ -381,13 +381,17 @@ impl State {
                 curr.is_join_interested(),
                 "unset_join_waker without JOIN_INTEREST"
             );
+            // Completion first: between the JoinHandle's load (which saw
+            // JOIN_WAKER) and this CAS, the completer may have woken the
+            // waker and cleared JOIN_WAKER (found by
+            // loom_join_waker_replaced_vs_complete).
+            if curr.is_complete() {
+                return (Err(curr), None);
+            }
             assert!(
                 curr.is_join_waker_set(),
                 "unset_join_waker without JOIN_WAKER"
             );
-            if curr.is_complete() {
-                return (Err(curr), None);
-            }
             let next = Snapshot(curr.0 & !JOIN_WAKER);
             (Ok(next), Some(next))
         })
@@ -627,6 +631,20 @@ mod tests {
                 drop_waker: true
             }
         );
+    }
+
+    #[test]
+    fn unset_join_waker_after_the_completer_cleared_it_reports_complete() {
+        // Regression (found by loom_join_waker_replaced_vs_complete): a
+        // JoinHandle re-polled with a new waker saw JOIN_WAKER, then the task
+        // completed and the completer cleared JOIN_WAKER before the
+        // JoinHandle's CAS, which asserted instead of reporting completion.
+        let s = State::new(INITIAL_BOUND);
+        assert!(s.set_join_waker().is_ok());
+        assert_eq!(s.transition_to_running(), TransitionToRunning::Success);
+        let _ = s.transition_to_complete();
+        let _ = s.unset_waker_after_complete();
+        assert!(s.unset_join_waker().unwrap_err().is_complete());
     }
 
     #[test]

@@ -6,6 +6,7 @@
 // async block around `&mut join` makes the join poll from a second task.
 #![allow(clippy::waker_clone_wake, clippy::redundant_async_block)]
 use super::*;
+use crate::task;
 use futures::channel::oneshot;
 use std::collections::VecDeque;
 use std::future::Future;
@@ -710,7 +711,7 @@ fn tasks_run_and_woken_across_threads() {
     let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
     let mut wakers = Vec::new();
     let mut joins = Vec::new();
-    const TASKS: usize = 200;
+    const TASKS: usize = if cfg!(miri) { 20 } else { 200 };
     for _ in 0..TASKS {
         let slot: Arc<Mutex<Option<Waker>>> = Arc::default();
         let slot2 = slot.clone();
@@ -801,4 +802,255 @@ fn intrusive_queue_links_through_the_header() {
     for (i, j) in joins.into_iter().enumerate() {
         assert_eq!(futures::executor::block_on(j).unwrap(), i);
     }
+}
+
+/// A waker whose wake panics (a buggy foreign executor joining our task).
+fn panicking_waker() -> Waker {
+    struct Boom;
+    impl futures::task::ArcWake for Boom {
+        fn wake_by_ref(_: &Arc<Self>) {
+            panic!("waker panicked");
+        }
+    }
+    futures::task::waker(Arc::new(Boom))
+}
+
+#[test]
+fn panicking_join_waker_does_not_break_completion() {
+    let s = Sched::new();
+    let mut join = s.spawn(async { 5 });
+    let waker = panicking_waker();
+    assert!(Pin::new(&mut join)
+        .poll(&mut Context::from_waker(&waker))
+        .is_pending());
+    s.run_all();
+    assert_eq!(s.released(), 1);
+    assert!(s.0.owned.is_empty());
+    assert_eq!(futures::executor::block_on(join).unwrap(), 5);
+}
+
+#[test]
+fn shutdown_continues_past_a_panicking_drop() {
+    let s = Sched::new();
+    let drops = Counter::default();
+    let mut joins = Vec::new();
+    let mut senders = Vec::new();
+    for i in 0..10 {
+        if i == 5 {
+            let guard = PanicOnDrop;
+            joins.push(s.spawn(async move {
+                let _guard = guard;
+                std::future::pending::<u32>().await
+            }));
+        } else {
+            let (fut, tx) = gated(&drops);
+            joins.push(s.spawn(fut));
+            senders.push(tx);
+        }
+    }
+    s.run_all();
+    s.0.owned.close_and_shutdown_all();
+    assert_eq!(drops.get(), 9);
+    let errs: Vec<_> = joins
+        .into_iter()
+        .map(|j| futures::executor::block_on(j).unwrap_err())
+        .collect();
+    assert_eq!(errs.iter().filter(|e| e.is_panic()).count(), 1);
+    assert_eq!(errs.iter().filter(|e| e.is_cancelled()).count(), 9);
+}
+
+#[test]
+fn shutdown_from_inside_a_running_task_is_finished_by_its_runner() {
+    let s = Sched::new();
+    let drops = Counter::default();
+    let (other, _tx) = gated(&drops);
+    let other = s.spawn(other);
+    let s2 = s.clone();
+    let track = DropTrack(drops.clone());
+    let me = s.spawn(poll_fn(move |_, _| {
+        let _ = &track;
+        // Re-entrant: the list is drained while this task is RUNNING.
+        s2.0.owned.close_and_shutdown_all();
+        Poll::<()>::Pending
+    }));
+    // Run `me` first; `other` is still queued behind it.
+    let first = s.pop().unwrap();
+    let second = s.pop().unwrap();
+    second.run();
+    first.run();
+    assert_eq!(
+        drops.get(),
+        2,
+        "both futures dropped: the idle one by close, the running one by its runner"
+    );
+    assert!(s.0.owned.is_empty());
+    assert!(futures::executor::block_on(me).unwrap_err().is_cancelled());
+    assert!(futures::executor::block_on(other)
+        .unwrap_err()
+        .is_cancelled());
+}
+
+#[test]
+fn drop_during_shutdown_may_spawn_and_abort() {
+    // A future whose Drop spawns a task (after close: dropped at once) and
+    // aborts another (already drained or not: either way dropped once).
+    struct OnDrop(Option<Box<dyn FnOnce() + Send>>);
+    impl Drop for OnDrop {
+        fn drop(&mut self) {
+            (self.0.take().unwrap())();
+        }
+    }
+    let s = Sched::new();
+    let drops = Counter::default();
+    let (victim, _tx) = gated(&drops);
+    let victim = s.spawn(victim);
+    let abort = victim.abort_handle();
+    let s2 = s.clone();
+    let late = Counter::default();
+    let late2 = late.clone();
+    let guard = OnDrop(Some(Box::new(move || {
+        abort.abort();
+        let (fut, _tx) = gated(&late2);
+        let j = s2.spawn(fut);
+        assert!(j.is_finished(), "a spawn after close is cancelled at once");
+    })));
+    let j = s.spawn(async move {
+        let _guard = guard;
+        std::future::pending::<()>().await
+    });
+    s.run_all();
+    s.0.owned.close_and_shutdown_all();
+    s.run_all();
+    assert_eq!(drops.get(), 1);
+    assert_eq!(late.get(), 1);
+    assert!(futures::executor::block_on(victim)
+        .unwrap_err()
+        .is_cancelled());
+    assert!(futures::executor::block_on(j).unwrap_err().is_cancelled());
+    assert!(s.0.owned.is_empty());
+}
+
+#[test]
+fn task_drops_its_own_join_handle_while_running() {
+    let s = Sched::new();
+    let out = Counter::default();
+    let out2 = out.clone();
+    let slot: Arc<Mutex<Option<JoinHandle<DropTrack>>>> = Arc::default();
+    let slot2 = slot.clone();
+    let join = s.spawn(poll_fn(move |_, _| {
+        drop(slot2.lock().unwrap().take());
+        Poll::Ready(DropTrack(out2.clone()))
+    }));
+    *slot.lock().unwrap() = Some(join);
+    s.run_all();
+    assert_eq!(out.get(), 1, "the detached output is dropped by the runner");
+    assert!(s.0.owned.is_empty());
+}
+
+#[test]
+fn concurrent_spawn_complete_and_close_drop_every_future_once() {
+    // Threads bind, run and abort tasks on the sharded list while the main
+    // thread closes it midway: every future is dropped exactly once, no task
+    // is left registered, and spawns after the close are cancelled at once.
+    const THREADS: usize = 4;
+    let per_thread: usize = if cfg!(miri) { 25 } else { 500 };
+    let s = Sched::new();
+    let drops = Counter::default();
+    let spawned = Arc::new(AtomicUsize::new(0));
+    let halfway = Arc::new(std::sync::Barrier::new(THREADS + 1));
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let threads: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let (s, drops, spawned, halfway, done_tx) = (
+                s.clone(),
+                drops.clone(),
+                spawned.clone(),
+                halfway.clone(),
+                done_tx.clone(),
+            );
+            std::thread::spawn(move || {
+                let mut senders = Vec::new();
+                for i in 0..per_thread {
+                    if i == per_thread / 2 {
+                        halfway.wait();
+                    }
+                    let (fut, tx) = gated(&drops);
+                    let (join, notified) = s.0.owned.bind(fut, s.clone(), Id::next());
+                    spawned.fetch_add(1, Ordering::SeqCst);
+                    if let Some(n) = notified {
+                        n.run();
+                    }
+                    match (i + t) % 3 {
+                        0 => join.abort(),
+                        1 => drop(tx.send(1)),
+                        _ => senders.push(tx),
+                    }
+                    drop(join);
+                    while let Some(n) = s.pop() {
+                        n.run();
+                    }
+                }
+                drop(senders);
+                done_tx.send(()).unwrap();
+            })
+        })
+        .collect();
+    halfway.wait();
+    s.0.owned.close_and_shutdown_all();
+    for _ in 0..THREADS {
+        done_rx
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("watchdog: spawning threads did not finish within 60 s");
+    }
+    for t in threads {
+        t.join().unwrap();
+    }
+    s.run_all();
+    // Tasks woken (by a sender) after the close ran to completion or were
+    // already cancelled; the rest were cancelled by the close or at bind.
+    s.0.owned.close_and_shutdown_all();
+    assert!(s.0.owned.is_empty());
+    assert_eq!(spawned.load(Ordering::SeqCst), THREADS * per_thread);
+    assert_eq!(
+        drops.get(),
+        THREADS * per_thread,
+        "every future dropped exactly once"
+    );
+    assert_eq!(s.released(), THREADS * per_thread);
+}
+
+#[test]
+fn task_id_is_set_while_polling_and_dropping() {
+    struct SeesId(Arc<Mutex<Vec<Option<Id>>>>);
+    impl Drop for SeesId {
+        fn drop(&mut self) {
+            self.0.lock().unwrap().push(task::try_id());
+        }
+    }
+    let s = Sched::new();
+    let seen: Arc<Mutex<Vec<Option<Id>>>> = Arc::default();
+    let guard = SeesId(seen.clone());
+    let seen2 = seen.clone();
+    let join = s.spawn(poll_fn(move |_, _| {
+        let _ = &guard;
+        seen2.lock().unwrap().push(Some(task::id()));
+        Poll::<()>::Pending
+    }));
+    let id = join.id();
+    assert_eq!(task::try_id(), None);
+    s.run_all();
+    assert_eq!(task::try_id(), None, "the id is restored after the poll");
+    join.abort();
+    s.run_all();
+    assert_eq!(
+        *seen.lock().unwrap(),
+        vec![Some(id), Some(id)],
+        "poll and cancel-drop both see the id"
+    );
+}
+
+#[test]
+#[should_panic(expected = "called outside a task")]
+fn task_id_outside_a_task_says_what_to_do() {
+    let _ = task::id();
 }
