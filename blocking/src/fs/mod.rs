@@ -1,13 +1,13 @@
 //! Filesystem calls as handoff system calls.
 //!
-//! Every function here is one [`blocking`](crate::blocking) call around its
+//! Every function here is one [`blocking`](crate::blocking()) call around its
 //! `std::fs` namesake: it runs inline on the worker thread that polls the
 //! task, with the caller's path and buffers *borrowed*, not copied (tokio's
 //! `fs` copies every buffer and hops to a pool thread per call). A call that
 //! lasts (a cold read, an `fsync` on a busy disk) has its slot retaken by the
 //! monitor after `retake_after`, so the other tasks keep running.
 //!
-//! The surface follows `std::fs` (and so `tokio::fs`): [`read`], [`write`],
+//! The surface follows `std::fs` (and so `tokio::fs`): [`read`], [`write()`],
 //! [`read_to_string`], [`metadata`], [`symlink_metadata`], [`copy`],
 //! [`rename`], [`remove_file`], [`create_dir`], [`create_dir_all`],
 //! [`remove_dir`], [`remove_dir_all`], [`read_dir`], [`canonicalize`],
