@@ -163,13 +163,6 @@ impl<C> Idle<C> {
             .is_ok()
     }
 
-    /// Counts one spinner if none spins (for a handoff with no idle core).
-    pub(crate) fn try_claim_spinning(&self) -> bool {
-        self.num_spinning
-            .compare_exchange(0, 1, Ordering::SeqCst, Ordering::Relaxed)
-            .is_ok()
-    }
-
     /// A thread with a core and no work: may it spin (steal)? On `true` it
     /// counts as spinning until `stop_spinning`.
     pub(crate) fn start_spinning(&self) -> bool {
