@@ -27,11 +27,13 @@ use std::time::{Duration, Instant};
 const CONNS: usize = 50;
 /// Message size, as the issue asks.
 const MSG: usize = 64;
-/// Round trips per connection per round: ~100k per round, well under a second
-/// on either loop, so the whole run stays under a minute.
-const RTTS: usize = 2000;
-/// Rounds per system (odd, for a clean median).
-const ROUNDS: usize = 7;
+/// Round trips per connection per round: 50k per round, about a second on
+/// either loop, so the whole run stays under a minute.
+const RTTS: usize = 1000;
+/// Rounds per system (odd, for a clean median). The machine is shared and
+/// noisy (the profile shows >95% of the time in the kernel's TCP path, the
+/// same for both loops), so many short alternating rounds beat a few long.
+const ROUNDS: usize = 11;
 
 fn ours_round() -> Duration {
     handoff_reactor::block_on(async {
@@ -201,10 +203,21 @@ fn main() {
     let _ = mio_round();
     let mut ours = Vec::new();
     let mut mio = Vec::new();
-    for _ in 0..ROUNDS {
-        ours.push(total / ours_round().as_secs_f64());
-        mio.push(total / mio_round().as_secs_f64());
+    let mut paired = Vec::new();
+    for r in 0..ROUNDS {
+        // Alternate which loop goes first so slow drift favours neither.
+        let (o, m) = if r % 2 == 0 {
+            let o = total / ours_round().as_secs_f64();
+            (o, total / mio_round().as_secs_f64())
+        } else {
+            let m = total / mio_round().as_secs_f64();
+            (total / ours_round().as_secs_f64(), m)
+        };
+        ours.push(o);
+        mio.push(m);
+        paired.push(m / o);
     }
+    paired.sort_by(|a, b| a.partial_cmp(b).unwrap());
     ours.sort_by(|a, b| a.partial_cmp(b).unwrap());
     mio.sort_by(|a, b| a.partial_cmp(b).unwrap());
     println!("reactor ping-pong: {CONNS} connections, {MSG}-byte messages, {RTTS} round trips each, {ROUNDS} rounds");
@@ -221,9 +234,13 @@ fn main() {
         );
     }
     let ratio = percentile(&mio, 0.5) / percentile(&ours, 0.5);
+    let pr = percentile(&paired, 0.5);
+    println!("ratio mio/ours of median throughputs = {ratio:.3}");
     println!(
-        "ratio mio/ours (median throughput) = {ratio:.3}  (target <= 1.10: {})",
-        if ratio <= 1.10 { "met" } else { "MISSED" }
+        "ratio mio/ours, median of back-to-back pairs = {pr:.3} (p10 {:.3}, p90 {:.3})  (target <= 1.10: {})",
+        percentile(&paired, 0.1),
+        percentile(&paired, 0.9),
+        if pr <= 1.10 { "met" } else { "MISSED" }
     );
 
     let mut ow = Vec::new();

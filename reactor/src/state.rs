@@ -297,6 +297,39 @@ mod loom_tests {
         });
     }
 
+    /// A reader clearing READABLE after EAGAIN never erases a WRITABLE edge
+    /// delivered concurrently (both directions share one word and one tick).
+    #[test]
+    fn loom_read_clear_keeps_concurrent_write_edge() {
+        loom::model(|| {
+            let word = Arc::new(Readiness::new());
+            word.transition_to_event(Interest::READ);
+            let w2 = word.clone();
+            let poller = thread::spawn(move || w2.transition_to_event(Interest::WRITE));
+            // The reader saw READABLE, its read got EAGAIN; it clears, and
+            // retries once if a new edge (the write edge) moved the tick.
+            for _ in 0..2 {
+                match word.observe(Interest::READ) {
+                    Observed::Ready(ev) => {
+                        if word.transition_to_cleared(ev) == Cleared::Cleared {
+                            break;
+                        }
+                    }
+                    _ => break,
+                }
+            }
+            poller.join().unwrap();
+            assert!(
+                matches!(word.observe(Interest::WRITE), Observed::Ready(_)),
+                "a read-side clear erased the write edge"
+            );
+            assert!(
+                matches!(word.observe(Interest::READ), Observed::NotReady),
+                "the read side should end cleared (no read edge after EAGAIN)"
+            );
+        });
+    }
+
     /// A wake racing with a poller that is starting its turn is never lost:
     /// either the turn does not block, or the wake writes the eventfd.
     #[test]

@@ -136,10 +136,20 @@ impl Sleep {
     pub fn reset(&mut self, deadline: Instant) {
         self.deadline = deadline;
         if let Some(r) = &self.reg {
-            if let Some(inner) = r.driver.upgrade() {
-                let wake = lock(&inner.timers).insert(&r.shared, deadline);
-                if wake {
-                    inner.wake();
+            match r.driver.upgrade() {
+                Some(inner) => {
+                    let wake = lock(&inner.timers).insert(&r.shared, deadline);
+                    if wake {
+                        inner.wake();
+                    }
+                }
+                None => {
+                    // The reactor is gone: the new deadline can never fire.
+                    // Without this an `Interval` would keep its old `fired`
+                    // and tick in a busy loop. Release: pairs with the
+                    // Acquire loads in `poll_elapsed`.
+                    r.shared.fired.store(false, Ordering::Release);
+                    r.shared.shutdown.store(true, Ordering::Release);
                 }
             }
         }

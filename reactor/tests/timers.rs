@@ -237,3 +237,32 @@ fn earlier_timer_from_another_thread_wakes_the_blocked_poller() {
 }
 
 use std::future::Future;
+
+/// After the reactor is gone, an interval must not tick in a busy loop (its
+/// next deadline can never fire): it stays pending and drops its waker.
+#[test]
+fn interval_after_reactor_shutdown_stays_pending() {
+    let _w = watchdog("interval_after_shutdown", 30);
+    let h = Handle::new().unwrap();
+    let g = h.enter();
+    let mut iv = interval(Duration::from_millis(1));
+    let noop = futures::task::noop_waker();
+    let mut cx = Context::from_waker(&noop);
+    assert!(iv.poll_tick(&mut cx).is_ready()); // first tick: immediate
+    assert!(iv.poll_tick(&mut cx).is_pending()); // registered for the second
+    let mut p = h.try_lock_poller().unwrap();
+    while p.turn(None).unwrap() == 0 {}
+    drop(p);
+    drop(g);
+    drop(h);
+    assert!(
+        iv.poll_tick(&mut cx).is_ready(),
+        "the tick that fired before shutdown"
+    );
+    for _ in 0..3 {
+        assert!(
+            iv.poll_tick(&mut cx).is_pending(),
+            "ticking without a reactor"
+        );
+    }
+}
