@@ -312,6 +312,7 @@ pub fn isolated(
 ) {
     if std::env::var(CHILD_ENV).is_ok_and(|v| v == test) || under_valgrind() {
         let start = Instant::now();
+        println!(); // end the harness's "test NAME ... " line
         watchdog(secs, test, scenario);
         println!("{test}: scenario took {:?}", start.elapsed());
         return;
