@@ -142,7 +142,10 @@ fn storm() {
         peak <= MAX_THREADS as u64,
         "threads_alive peaked at {peak} > max_threads {MAX_THREADS}"
     );
-    assert!(m.threads_spawned > 4, "the storm needed more threads than slots");
+    assert!(
+        m.threads_spawned > 4,
+        "the storm needed more threads than slots"
+    );
     println!(
         "stress_blocking_storm: {calls} calls (0-{max_us} us): peak threads {peak}, spawned {}, \
          retakes {}, handoffs {}, exits fast/idle/slow {}/{}/{}, long {}",
