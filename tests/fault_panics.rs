@@ -127,7 +127,11 @@ fn assert_runtime_works(rt: &Runtime) {
         let sb = handoff::spawn_blocking(|| 5u64).await.unwrap();
         sum + sb
     });
-    assert_eq!(out, (0..100).sum::<u64>() + 5, "the runtime still runs everything");
+    assert_eq!(
+        out,
+        (0..100).sum::<u64>() + 5,
+        "the runtime still runs everything"
+    );
 }
 
 #[test]
@@ -175,7 +179,9 @@ fn bug_reactor_turn_unwinds_on_a_panicking_waker_socket() {
         let mut buf = [0u8; 4];
         {
             let _enter = rt.handle().enter();
-            assert!(Pin::new(&mut client).poll_read(&mut cx, &mut buf).is_pending());
+            assert!(Pin::new(&mut client)
+                .poll_read(&mut cx, &mut buf)
+                .is_pending());
         }
         // The reactor, on whichever runtime thread polls it, fires the waker.
         rt.block_on(async { server_side.write_all(b"ping").await.unwrap() });
@@ -201,7 +207,7 @@ fn bug_reactor_turn_unwinds_on_a_panicking_waker_timer() {
         let mut cx = Context::from_waker(&waker);
         let mut sleep = {
             let _enter = rt.handle().enter();
-            let mut s = Box::pin(handoff::time::sleep(Duration::from_millis(2)));
+            let mut s = Box::pin(handoff::time::sleep(Duration::from_millis(100)));
             assert!(s.as_mut().poll(&mut cx).is_pending());
             s
         };
@@ -214,7 +220,10 @@ fn bug_reactor_turn_unwinds_on_a_panicking_waker_timer() {
                 handoff::time::sleep(Duration::from_millis(1)).await;
             }
         });
-        assert!(count.0.load(Ordering::SeqCst) > 0, "the timer fired its waker");
+        assert!(
+            count.0.load(Ordering::SeqCst) > 0,
+            "the timer fired its waker"
+        );
         assert_runtime_works(&rt);
         let noop = futures::task::noop_waker();
         assert!(sleep
@@ -226,29 +235,33 @@ fn bug_reactor_turn_unwinds_on_a_panicking_waker_timer() {
 
 #[test]
 fn fault_drop_panics_after_completion() {
-    watchdog(30, "a task future whose Drop panics after completion", || {
-        let rt = rt();
-        let _w = stress_common::watch(rt.handle());
-        let drops = Arc::new(AtomicUsize::new(0));
-        // The panic happens when the runtime drops the completed future.
-        let h = rt.spawn(ReadyButPanicsOnDrop {
-            _p: PanicOnDrop(drops.clone()),
-        });
-        match rt.block_on(h) {
-            Ok(v) => assert_eq!(v, 7),
-            Err(e) => assert!(e.is_panic(), "{e:?}"),
-        }
-        // And when an async block drops a local at its end (inside poll).
-        let d2 = drops.clone();
-        let h = rt.spawn(async move {
-            let _p = PanicOnDrop(d2);
-            handoff::yield_now().await;
-            3
-        });
-        assert!(rt.block_on(h).unwrap_err().is_panic());
-        assert_eq!(drops.load(Ordering::SeqCst), 2, "each dropped once");
-        assert_runtime_works(&rt);
-    });
+    watchdog(
+        30,
+        "a task future whose Drop panics after completion",
+        || {
+            let rt = rt();
+            let _w = stress_common::watch(rt.handle());
+            let drops = Arc::new(AtomicUsize::new(0));
+            // The panic happens when the runtime drops the completed future.
+            let h = rt.spawn(ReadyButPanicsOnDrop {
+                _p: PanicOnDrop(drops.clone()),
+            });
+            match rt.block_on(h) {
+                Ok(v) => assert_eq!(v, 7),
+                Err(e) => assert!(e.is_panic(), "{e:?}"),
+            }
+            // And when an async block drops a local at its end (inside poll).
+            let d2 = drops.clone();
+            let h = rt.spawn(async move {
+                let _p = PanicOnDrop(d2);
+                handoff::yield_now().await;
+                3
+            });
+            assert!(rt.block_on(h).unwrap_err().is_panic());
+            assert_eq!(drops.load(Ordering::SeqCst), 2, "each dropped once");
+            assert_runtime_works(&rt);
+        },
+    );
 }
 
 #[test]
@@ -311,7 +324,10 @@ fn fault_drop_panics_at_shutdown() {
                     rt.shutdown_timeout(Duration::from_secs(5));
                 }
             }));
-            assert!(r.is_ok(), "a task's Drop panic escaped the runtime's shutdown");
+            assert!(
+                r.is_ok(),
+                "a task's Drop panic escaped the runtime's shutdown"
+            );
             for h in hs {
                 let e = futures::executor::block_on(h).unwrap_err();
                 assert!(e.is_cancelled() || e.is_panic(), "{e:?}");

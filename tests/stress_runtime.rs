@@ -135,7 +135,7 @@ fn round(r: usize, rng: &mut XorShift) {
 
 fn scenario() {
     let rounds = if under_valgrind() {
-        10
+        30
     } else {
         scale(100, 1_000)
     };

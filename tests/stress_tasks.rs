@@ -93,7 +93,7 @@ fn spawn_wave(
 
 fn scenario() {
     let n = if under_valgrind() {
-        2_000
+        10_000
     } else {
         scale(100_000, 1_000_000)
     };
