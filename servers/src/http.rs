@@ -610,3 +610,227 @@ impl<R: Rt> Service for Http<R> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::duplex::pipe;
+    use crate::test_rt::Threads;
+    use futures::io::{AsyncReadExt, AsyncWriteExt};
+
+    fn p(b: &[u8]) -> Parse<'_> {
+        parse(b, &mut Scan::default())
+    }
+
+    #[test]
+    fn parses_pipelined_requests_one_at_a_time() {
+        let buf = b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\n\r\n";
+        let Parse::Complete(r) = p(buf) else { panic!() };
+        assert_eq!((r.target, r.len), ("/a", 28));
+        let Parse::Complete(r) = p(&buf[28..]) else {
+            panic!()
+        };
+        assert_eq!(r.target, "/b");
+    }
+
+    #[test]
+    fn partial_at_every_split_point() {
+        let buf = b"\r\nGET /x?y=1 HTTP/1.1\r\nA: b\r\nContent-Length: 3\r\n\r\nabc";
+        for i in 0..buf.len() {
+            let mut scan = Scan::default();
+            // Feed growing prefixes through one scan, as the connection does.
+            for j in 0..=i {
+                assert!(
+                    matches!(parse(&buf[..j], &mut scan), Parse::Partial(_)),
+                    "prefix {j}"
+                );
+            }
+            let Parse::Complete(r) = parse(buf, &mut scan) else {
+                panic!("whole after {i}")
+            };
+            assert_eq!((r.target, r.len), ("/x?y=1", buf.len()));
+        }
+    }
+
+    #[test]
+    fn versions_and_connection_header() {
+        let Parse::Complete(r) = p(b"GET / HTTP/1.0\r\n\r\n") else {
+            panic!()
+        };
+        assert!(!r.keep_alive);
+        let Parse::Complete(r) = p(b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n") else {
+            panic!()
+        };
+        assert!(r.keep_alive);
+        let Parse::Complete(r) = p(b"GET / HTTP/1.1\r\nconnection: foo, close\r\n\r\n") else {
+            panic!()
+        };
+        assert!(!r.keep_alive);
+        let Parse::Complete(r) = p(b"GET / HTTP/1.1\n\n") else {
+            panic!()
+        };
+        assert!(r.keep_alive, "bare LF line endings are tolerated");
+    }
+
+    #[test]
+    fn garbage_is_400_and_other_errors() {
+        assert_eq!(p(b"\x16\x03\x01 hello\r\n\r\n"), Parse::Error(400));
+        assert_eq!(p(b"GET /\r\n\r\n"), Parse::Error(400));
+        assert_eq!(p(b"GET  / HTTP/1.1\r\n\r\n"), Parse::Error(400));
+        assert_eq!(p(b"GET / HTTP/1.1\r\nno colon\r\n\r\n"), Parse::Error(400));
+        assert_eq!(
+            p(b"GET / HTTP/1.1\r\nBad Name: x\r\n\r\n"),
+            Parse::Error(400)
+        );
+        assert_eq!(p(b"GET / HTTP/2.0\r\n\r\n"), Parse::Error(505));
+        assert_eq!(
+            p(b"GET / HTTP/1.1\r\nContent-Length: x\r\n\r\n"),
+            Parse::Error(400)
+        );
+        assert_eq!(
+            p(b"GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"),
+            Parse::Error(400)
+        );
+        assert_eq!(
+            p(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            Parse::Error(501)
+        );
+        assert_eq!(
+            p(b"POST / HTTP/1.1\r\nContent-Length: 2000000\r\n\r\n"),
+            Parse::Error(413)
+        );
+    }
+
+    #[test]
+    fn head_over_64k_is_413_without_waiting_for_its_end() {
+        let mut big = b"GET / HTTP/1.1\r\n".to_vec();
+        while big.len() < MAX_HEAD {
+            big.extend_from_slice(b"X-Filler: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n");
+        }
+        assert_eq!(p(&big), Parse::Error(413));
+        big.extend_from_slice(b"\r\n");
+        assert_eq!(p(&big), Parse::Error(413));
+    }
+
+    #[test]
+    fn file_paths_cannot_escape_the_root() {
+        let root = Path::new("/r");
+        for bad in [
+            "..",
+            "../x",
+            "a/../../x",
+            "%2e%2e/x",
+            "..%2Fx",
+            "/etc/passwd",
+            "%2fetc",
+            "a\\b",
+            "%00",
+        ] {
+            let r = file_path(root, bad, true);
+            assert!(r.is_err(), "{bad} gave {r:?}");
+        }
+        assert_eq!(
+            file_path(root, "a/b.txt", true),
+            Ok(PathBuf::from("/r/a/b.txt"))
+        );
+        assert_eq!(
+            file_path(root, "d/", true),
+            Ok(PathBuf::from("/r/d/index.html"))
+        );
+        assert_eq!(
+            file_path(root, "", true),
+            Ok(PathBuf::from("/r/index.html"))
+        );
+        assert_eq!(file_path(root, "", false), Err(404));
+        assert_eq!(file_path(root, "a%20b", false), Ok(PathBuf::from("/r/a b")));
+    }
+
+    /// Runs the demo service on one end of a pipe; returns the other end.
+    fn start(cap: usize) -> crate::duplex::End {
+        let (client, server) = pipe(cap);
+        let svc = Arc::new(Http::new(Threads, HttpConfig::demo(std::env::temp_dir())));
+        std::thread::spawn(move || {
+            futures::executor::block_on(svc.serve(server, Activity::detached()))
+        });
+        client
+    }
+
+    async fn read_to_end(c: &mut crate::duplex::End) -> String {
+        let mut s = Vec::new();
+        c.read_to_end(&mut s).await.unwrap();
+        String::from_utf8(s).unwrap()
+    }
+
+    #[test]
+    fn pipelined_requests_get_responses_in_order() {
+        let mut c = start(1 << 20);
+        futures::executor::block_on(async {
+            c.write_all(
+                b"GET / HTTP/1.1\r\n\r\nGET /block?us=10 HTTP/1.1\r\n\r\nHEAD / HTTP/1.1\r\n\r\nPUT / HTTP/1.1\r\nContent-Length: 2\r\n\r\nhiGET /nope HTTP/1.1\r\nConnection: close\r\n\r\n",
+            )
+            .await
+            .unwrap();
+            let all = read_to_end(&mut c).await;
+            let statuses: Vec<&str> = all.split("HTTP/1.1 ").skip(1).map(|r| &r[..3]).collect();
+            assert_eq!(statuses, ["200", "200", "200", "405", "404"], "{all}");
+            assert!(all.contains("Hello, world!\n"));
+            assert!(all.contains("slept 10 us\n"));
+            assert!(all.contains("Allow: GET, HEAD\r\n"));
+            assert!(all.ends_with("not found\n"));
+        });
+    }
+
+    #[test]
+    fn garbage_gets_400_and_the_connection_closes() {
+        let mut c = start(1 << 20);
+        futures::executor::block_on(async {
+            c.write_all(b"GET / HTTP/1.1\r\n\r\nthis is not http\r\n\r\nGET / HTTP/1.1\r\n\r\n")
+                .await
+                .unwrap();
+            let all = read_to_end(&mut c).await;
+            assert!(all.starts_with("HTTP/1.1 200 OK"), "{all}");
+            assert!(all.contains("HTTP/1.1 400 Bad Request"), "{all}");
+            assert_eq!(all.matches("HTTP/1.1").count(), 2, "nothing after the 400");
+        });
+    }
+
+    #[test]
+    fn client_that_stops_reading_stalls_instead_of_buffering() {
+        // 4 KiB pipe: the server can park at most that much in the pipe
+        // plus one output batch; the rest of the requests stay unread.
+        let mut c = start(4096);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            futures::executor::block_on(async {
+                let req = b"GET / HTTP/1.1\r\n\r\n";
+                let mut sent = 0usize;
+                // Each write parks once the server stops reading; count how
+                // many requests got in before that.
+                loop {
+                    let w = c.write_all(req);
+                    let done = futures::future::select(
+                        Box::pin(w),
+                        Box::pin(async {
+                            std::thread::sleep(Duration::from_millis(300));
+                        }),
+                    )
+                    .await;
+                    match done {
+                        futures::future::Either::Left((Ok(()), _)) => sent += 1,
+                        _ => break,
+                    }
+                    if sent > 200_000 {
+                        break;
+                    }
+                }
+                tx.send((sent, c.unread_by_peer())).unwrap();
+            });
+        });
+        let (sent, _) = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("writer hung");
+        // Server-side memory: requests it read (<= 64 KiB output batch worth
+        // of responses, ~90 bytes each => well under 5000) plus the pipe.
+        assert!(sent < 5000, "server kept reading: {sent} requests accepted");
+    }
+}

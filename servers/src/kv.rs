@@ -643,3 +643,199 @@ impl<R: Rt> Service for Kv<R> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::Fsync;
+    use crate::resp::{parse_reply, Reply};
+    use crate::test_rt::Threads;
+
+    fn run(kv: &Kv<Threads>, cmd: &str) -> Reply {
+        let args: Vec<&[u8]> = cmd.split(' ').map(str::as_bytes).collect();
+        let mut out = Vec::new();
+        kv.exec(&args, &mut out);
+        let (r, n) = parse_reply(&out).unwrap().expect("one whole reply");
+        assert_eq!(n, out.len(), "exactly one reply for {cmd}");
+        r
+    }
+
+    fn ok() -> Reply {
+        Reply::Simple("OK".into())
+    }
+    fn b(s: &str) -> Reply {
+        Reply::Bulk(Some(s.as_bytes().to_vec()))
+    }
+    fn err(r: Reply) -> String {
+        match r {
+            Reply::Error(e) => e,
+            other => panic!("expected an error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_command() {
+        let kv = Kv::new(Threads);
+        assert_eq!(run(&kv, "PING"), Reply::Simple("PONG".into()));
+        assert_eq!(run(&kv, "ping hi"), b("hi"));
+        assert_eq!(run(&kv, "ECHO x"), b("x"));
+        assert_eq!(run(&kv, "GET k"), Reply::Bulk(None));
+        assert_eq!(run(&kv, "SET k v"), ok());
+        assert_eq!(run(&kv, "get k"), b("v"));
+        assert_eq!(run(&kv, "SET k w NX"), Reply::Bulk(None));
+        assert_eq!(run(&kv, "SET k w XX GET"), b("v"));
+        assert_eq!(run(&kv, "SET n 1 XX"), Reply::Bulk(None));
+        assert_eq!(run(&kv, "EXISTS k n k"), Reply::Int(2));
+        assert_eq!(run(&kv, "INCR c"), Reply::Int(1));
+        assert_eq!(run(&kv, "INCRBY c 41"), Reply::Int(42));
+        assert_eq!(run(&kv, "DECR c"), Reply::Int(41));
+        assert_eq!(run(&kv, "DECRBY c 1"), Reply::Int(40));
+        assert!(err(run(&kv, "INCR k")).contains("not an integer"));
+        assert_eq!(run(&kv, "SET big 9223372036854775807"), ok());
+        assert!(err(run(&kv, "INCR big")).contains("overflow"));
+        assert_eq!(run(&kv, "MSET a 1 b 2"), ok());
+        assert_eq!(
+            run(&kv, "MGET a nope b"),
+            Reply::Array(Some(vec![b("1"), Reply::Bulk(None), b("2")]))
+        );
+        assert_eq!(run(&kv, "DBSIZE"), Reply::Int(5));
+        assert_eq!(run(&kv, "DEL a b nope"), Reply::Int(2));
+        assert_eq!(run(&kv, "TTL k"), Reply::Int(-1));
+        assert_eq!(run(&kv, "TTL nope"), Reply::Int(-2));
+        assert_eq!(run(&kv, "EXPIRE k 100"), Reply::Int(1));
+        assert!(matches!(run(&kv, "TTL k"), Reply::Int(99 | 100)));
+        assert!(matches!(run(&kv, "PTTL k"), Reply::Int(t) if t > 98_000 && t <= 100_000));
+        assert_eq!(run(&kv, "EXPIRE nope 100"), Reply::Int(0));
+        assert_eq!(run(&kv, "SET t v EX 50"), ok());
+        assert!(matches!(run(&kv, "TTL t"), Reply::Int(49 | 50)));
+        assert_eq!(
+            run(&kv, "SET t v PX 50000 KEEPTTL"),
+            err_reply("ERR syntax error")
+        );
+        assert_eq!(run(&kv, "SET t v2 KEEPTTL"), ok());
+        assert!(matches!(run(&kv, "TTL t"), Reply::Int(49 | 50)));
+        // Deadlines already past: the key is gone at once.
+        assert_eq!(run(&kv, "SET gone v PXAT 1"), ok());
+        assert_eq!(run(&kv, "GET gone"), Reply::Bulk(None));
+        assert_eq!(run(&kv, "PEXPIRE t -1"), Reply::Int(1));
+        assert_eq!(run(&kv, "EXISTS t"), Reply::Int(0));
+        assert!(err(run(&kv, "SET k v EX 0")).contains("invalid expire"));
+        assert!(err(run(&kv, "SET k v EX x")).contains("not an integer"));
+        assert!(err(run(&kv, "SET k v BOGUS")).contains("syntax"));
+        assert!(err(run(&kv, "GET")).contains("wrong number of arguments for 'get'"));
+        assert!(err(run(&kv, "MSET a")).contains("wrong number"));
+        assert!(err(run(&kv, "NOSUCH x")).contains("unknown command 'NOSUCH'"));
+        assert_eq!(run(&kv, "FLUSHALL"), ok());
+        assert_eq!(run(&kv, "DBSIZE"), Reply::Int(0));
+    }
+
+    fn err_reply(s: &str) -> Reply {
+        Reply::Error(s.into())
+    }
+
+    #[test]
+    fn what_stock_clients_send_at_connect() {
+        let kv = Kv::new(Threads);
+        assert_eq!(run(&kv, "COMMAND DOCS"), Reply::Array(Some(vec![])));
+        assert_eq!(run(&kv, "COMMAND"), Reply::Array(Some(vec![])));
+        assert_eq!(run(&kv, "CONFIG GET maxmemory"), Reply::Array(Some(vec![])));
+        assert_eq!(
+            run(&kv, "CONFIG GET save"),
+            Reply::Array(Some(vec![b("save"), b("")]))
+        );
+        assert_eq!(run(&kv, "CLIENT SETNAME me"), ok());
+        assert_eq!(run(&kv, "SELECT 0"), ok());
+        assert!(err(run(&kv, "SELECT 1")).contains("out of range"));
+        assert!(err(run(&kv, "HELLO 3")).starts_with("ERR unknown command 'HELLO'"));
+        assert!(matches!(run(&kv, "INFO"), Reply::Bulk(Some(i)) if i.starts_with(b"# Server")));
+    }
+
+    #[test]
+    fn restart_replays_normalised_writes() {
+        let dir = crate::log::tests::temp_dir("kv-replay");
+        let (kv, _) = Kv::open(Threads, &dir, Fsync::Always).unwrap();
+        for c in [
+            "SET a 1",
+            "SET ttl v EX 1000",
+            "INCR a",
+            "INCR a",
+            "MSET b 2 c 3",
+            "DEL c",
+            "EXPIRE b 2000",
+            "SET x y",
+            "FLUSHALL",
+            "SET a 10",
+            "SET ttl2 v PX 900000",
+            "INCR a",
+            "SET n v NX",
+            "SET n w NX",
+        ] {
+            run(&kv, c);
+        }
+        let log = kv.log().unwrap().clone();
+        futures::executor::block_on(log.durable(&Threads, log.last_seq())).unwrap();
+        drop((kv, log));
+        let (kv, replay) = Kv::open(Threads, &dir, Fsync::Always).unwrap();
+        assert_eq!(replay.torn_bytes, 0);
+        assert_eq!(
+            run(&kv, "MGET a n x"),
+            Reply::Array(Some(vec![b("11"), b("v"), Reply::Bulk(None)]))
+        );
+        assert_eq!(run(&kv, "DBSIZE"), Reply::Int(3));
+        assert!(matches!(run(&kv, "TTL ttl2"), Reply::Int(899 | 900)));
+        assert_eq!(run(&kv, "TTL a"), Reply::Int(-1));
+    }
+}
+
+#[cfg(test)]
+mod conn_tests {
+    use super::*;
+    use crate::duplex::pipe;
+    use crate::test_rt::Threads;
+    use futures::io::{AsyncReadExt, AsyncWriteExt};
+
+    fn start() -> crate::duplex::End {
+        let (client, server) = pipe(1 << 20);
+        let kv = Arc::new(Kv::new(Threads));
+        std::thread::spawn(move || {
+            futures::executor::block_on(kv.serve(server, Activity::detached()))
+        });
+        client
+    }
+
+    #[test]
+    fn pipelined_commands_then_quit() {
+        let mut c = start();
+        futures::executor::block_on(async {
+            let mut req = Vec::new();
+            for i in 0..1000 {
+                resp::command(&mut req, &["SET", &format!("k{i}"), "v"]);
+            }
+            req.extend_from_slice(b"DBSIZE\r\nQUIT\r\nPING\r\n");
+            c.write_all(&req).await.unwrap();
+            let mut all = Vec::new();
+            c.read_to_end(&mut all).await.unwrap();
+            let expect = "+OK\r\n".repeat(1000) + ":1000\r\n+OK\r\n";
+            assert_eq!(
+                String::from_utf8(all).unwrap(),
+                expect,
+                "nothing after QUIT"
+            );
+        });
+    }
+
+    #[test]
+    fn protocol_error_replies_and_closes() {
+        let mut c = start();
+        futures::executor::block_on(async {
+            c.write_all(b"PING\r\n*1\r\n$99999999999\r\nPING\r\n")
+                .await
+                .unwrap();
+            let mut all = Vec::new();
+            c.read_to_end(&mut all).await.unwrap();
+            let all = String::from_utf8(all).unwrap();
+            assert!(all.starts_with("+PONG\r\n-ERR Protocol error"), "{all}");
+            assert_eq!(all.matches("\r\n").count(), 2);
+        });
+    }
+}

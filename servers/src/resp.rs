@@ -73,9 +73,16 @@ pub fn parse_int(s: &[u8]) -> Option<i64> {
         if !d.is_ascii_digit() {
             return None;
         }
-        n = n.checked_mul(10)?.checked_add((d - b'0') as i64)?;
+        // Accumulate with the final sign so i64::MIN parses.
+        let d = (d - b'0') as i64;
+        n = n.checked_mul(10)?;
+        n = if neg {
+            n.checked_sub(d)?
+        } else {
+            n.checked_add(d)?
+        };
     }
-    Some(if neg { -n } else { n })
+    Some(n)
 }
 
 /// Reads a `<prefix><int>\r\n` header line at `at`: `Ok(Some((n, next)))`,
@@ -367,4 +374,107 @@ pub fn parse_reply(buf: &[u8]) -> Result<Option<(Reply, usize)>, String> {
         }
         other => return Err(format!("unexpected reply type byte {other:#x}")),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partial_at_every_split_point_then_complete() {
+        let mut buf = Vec::new();
+        command(&mut buf, &["SET", "key", "a\r\nvalue with crlf"]);
+        for i in 0..buf.len() {
+            assert!(
+                matches!(parse_command(&buf[..i]), Cmd::Partial(n) if n > i),
+                "prefix {i}"
+            );
+        }
+        let Cmd::Complete(args, n) = parse_command(&buf) else {
+            panic!()
+        };
+        assert_eq!(n, buf.len());
+        assert_eq!(args, [&b"SET"[..], b"key", b"a\r\nvalue with crlf"]);
+    }
+
+    #[test]
+    fn partial_asks_for_the_whole_bulk() {
+        assert_eq!(
+            parse_command(b"*1\r\n$100\r\nab"),
+            Cmd::Partial(4 + 6 + 102)
+        );
+    }
+
+    #[test]
+    fn limits_are_refused_from_the_header_alone() {
+        // Nothing but the header has arrived: the error comes before any
+        // allocation sized by the claim.
+        assert!(matches!(
+            parse_command(b"*1\r\n$536870913\r\n"),
+            Cmd::Error(_)
+        ));
+        assert!(matches!(
+            parse_command(b"*1\r\n$536870912\r\n"),
+            Cmd::Partial(_)
+        ));
+        assert!(matches!(parse_command(b"*1048577\r\n"), Cmd::Error(_)));
+        assert!(matches!(parse_command(b"*1048576\r\n"), Cmd::Partial(_)));
+        assert!(matches!(parse_command(b"*1\r\n$-5\r\n"), Cmd::Error(_)));
+        assert!(matches!(parse_command(b"*x\r\n"), Cmd::Error(_)));
+        assert!(matches!(
+            parse_command(b"*99999999999999999999\r\n"),
+            Cmd::Error(_)
+        ));
+        assert!(matches!(parse_command(b"*1\r\n:1\r\n"), Cmd::Error(_)));
+        assert!(matches!(parse_command(b"*1\r\n$1\r\nabc"), Cmd::Error(_)));
+        // A header line with no end is cut off at 64 KiB.
+        let long = [b'*']
+            .into_iter()
+            .chain(std::iter::repeat_n(b'1', MAX_INLINE + 2))
+            .collect::<Vec<_>>();
+        assert!(matches!(parse_command(&long), Cmd::Error(_)));
+        let inline = vec![b'a'; MAX_INLINE + 2];
+        assert!(matches!(parse_command(&inline), Cmd::Error(_)));
+    }
+
+    #[test]
+    fn empty_and_inline_commands() {
+        assert_eq!(parse_command(b"*0\r\n"), Cmd::Complete(vec![], 4));
+        assert_eq!(parse_command(b"\r\n"), Cmd::Complete(vec![], 2));
+        assert_eq!(
+            parse_command(b"SET  a\tb\r\nGET"),
+            Cmd::Complete(vec![&b"SET"[..], b"a", b"b"], 10)
+        );
+    }
+
+    #[test]
+    fn replies_round_trip() {
+        let mut out = Vec::new();
+        simple(&mut out, "OK");
+        error(&mut out, "ERR x\r\ny");
+        int(&mut out, i64::MIN);
+        bulk(&mut out, Some(b""));
+        bulk(&mut out, None);
+        array(&mut out, 2);
+        int(&mut out, 0);
+        bulk(&mut out, Some(b"z"));
+        let mut at = 0;
+        let mut got = Vec::new();
+        while let Some((r, n)) = parse_reply(&out[at..]).unwrap() {
+            got.push(r);
+            at += n;
+        }
+        assert_eq!(at, out.len());
+        assert_eq!(
+            got,
+            [
+                Reply::Simple("OK".into()),
+                Reply::Error("ERR x  y".into()),
+                Reply::Int(i64::MIN),
+                Reply::Bulk(Some(vec![])),
+                Reply::Bulk(None),
+                Reply::Array(Some(vec![Reply::Int(0), Reply::Bulk(Some(b"z".to_vec()))])),
+            ]
+        );
+    }
 }

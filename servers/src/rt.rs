@@ -299,3 +299,93 @@ pub async fn serve<R: Rt, L: Listener, S: Service>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::duplex::{pipe, End};
+    use crate::echo::Echo;
+    use crate::test_rt::Threads;
+    use futures::io::{AsyncReadExt, AsyncWriteExt};
+    use std::collections::VecDeque;
+
+    /// Hands out scripted accept results, then waits forever.
+    struct Script(VecDeque<io::Result<End>>, Arc<AtomicU64>);
+
+    impl Listener for Script {
+        type Conn = End;
+        async fn accept(&mut self) -> io::Result<End> {
+            self.1.fetch_add(1, Ordering::SeqCst);
+            match self.0.pop_front() {
+                Some(r) => r,
+                None => futures::future::pending().await,
+            }
+        }
+    }
+
+    fn emfile() -> io::Error {
+        io::Error::from_raw_os_error(libc::EMFILE)
+    }
+
+    #[test]
+    fn emfile_on_accept_backs_off_and_recovers() {
+        let (mut client, server) = pipe(1024);
+        let calls = Arc::new(AtomicU64::new(0));
+        let script = Script(
+            VecDeque::from([Err(emfile()), Err(emfile()), Err(emfile()), Ok(server)]),
+            calls.clone(),
+        );
+        let started = std::time::Instant::now();
+        Threads.spawn(serve(
+            Threads,
+            script,
+            Arc::new(Echo),
+            Duration::from_secs(60),
+        ));
+        futures::executor::block_on(async {
+            client.write_all(b"still here").await.unwrap();
+            let mut buf = [0; 10];
+            client.read_exact(&mut buf).await.unwrap();
+            assert_eq!(&buf, b"still here");
+        });
+        // Three backoffs happened before the good accept.
+        assert!(started.elapsed() >= ACCEPT_BACKOFF * 3);
+        assert!(calls.load(Ordering::SeqCst) >= 4);
+    }
+
+    #[test]
+    fn idle_connection_is_closed_active_one_is_not() {
+        let (mut idle, s1) = pipe(1024);
+        let (mut busy, s2) = pipe(1024);
+        let script = Script(
+            VecDeque::from([Ok(s1), Ok(s2)]),
+            Arc::new(AtomicU64::new(0)),
+        );
+        Threads.spawn(serve(
+            Threads,
+            script,
+            Arc::new(Echo),
+            Duration::from_millis(200),
+        ));
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            futures::executor::block_on(async {
+                // The busy one talks every 20 ms for 0.6 s: three timeouts'
+                // worth, never idle for one.
+                for _ in 0..30 {
+                    busy.write_all(b"x").await.unwrap();
+                    let mut b = [0; 1];
+                    busy.read_exact(&mut b).await.unwrap();
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                let mut rest = Vec::new();
+                idle.read_to_end(&mut rest).await.unwrap();
+                tx.send(rest.len()).unwrap();
+            })
+        });
+        let n = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("idle connection never closed");
+        assert_eq!(n, 0);
+    }
+}
