@@ -13,8 +13,14 @@ pub mod net {
     pub use handoff_reactor::net::*;
 
     // ---- blocking: dns (handoff-blocking) ----
+    pub use handoff_blocking::lookup_host;
 }
 
 // ---- executor (handoff-executor) ----
+pub use handoff_executor::{
+    spawn, spawn_blocking, yield_now, AbortHandle, Builder, EnterGuard, Handle, Id, JoinError,
+    JoinHandle, Metrics, Runtime,
+};
 
 // ---- blocking bridge (handoff-blocking) ----
+pub use handoff_blocking::{blocking, blocking_long, fs, Blocking};

@@ -1,5 +1,54 @@
-//! PLACEHOLDER: the bridge contract. `enter` returns `None` (run inline) until
-//! the slot state machine lands.
+//! The bridge: Go's `entersyscall` / `exitsyscall` for a task that runs a
+//! blocking call inline on its worker thread. `handoff-blocking` builds
+//! `blocking(f)` and `blocking_long(f)` on exactly these primitives:
+//!
+//! ```text
+//! match bridge::enter(Call::Short) {
+//!     None => f(),                         // no slot: plain thread, block_on, nested
+//!     Some(call) => {
+//!         let out = catch_unwind(f);       // the slot is released meanwhile
+//!         match call.exit() {
+//!             Exit::Fast | Exit::IdleSlot => out,            // Ready(out)
+//!             Exit::Slow => { store out; wake the task; Pending } // requeued globally
+//!         }
+//!     }
+//! }
+//! ```
+//!
+//! ## enter(Short)
+//! 1. Take the core out of the thread's context (no core: `None`).
+//! 2. Move its LIFO task into its ring, where thieves can reach it while
+//!    the thread is away.
+//! 3. Write the entry stamp, park the core in the slot, store
+//!    `tick + 1 | Syscall` (`SeqCst`; `Slot::enter_call`).
+//! 4. Load the monitor's `parked` flag; only if set, wake it (`monitor.rs`).
+//!
+//! From here the thread holds no core: a spawn or a wake made inside the
+//! closure finds no core in the context and goes to the global queue, so
+//! the old slot's queues are never touched by a thread in a call.
+//!
+//! ## exit
+//! 1. CAS the slot's word `tick | Syscall -> tick | Running`: won, the core
+//!    is ours again (`Fast`).
+//! 2. Lost (the monitor retook it): take an idle core if any (`IdleSlot`).
+//! 3. Else `Slow`: the thread has no core. The caller stores its output and
+//!    wakes its task, which goes to the global queue; after the poll the
+//!    worker loop sees it holds no core and parks the thread as idle (or the
+//!    thread exits past `thread_keep_alive`).
+//!
+//! ## enter(Long) (Go's `entersyscallblock`)
+//! The slot is handed off before the call (`Shared::handoff`: to a thread
+//! if there is work, else to the idle list), so other tasks run at once
+//! without waiting for the monitor. Its exit takes an idle core or is slow.
+//!
+//! The fast path (enter + exit) is a TLS load, a few plain stores, one
+//! `SeqCst` store, one load of the monitor flag and one CAS: no lock, no
+//! system call, and the time stamp is the CPU's counter (`clock.rs`).
+use crate::clock;
+use crate::context;
+use crate::handle::Counters;
+use crate::loom::Ordering;
+use std::marker::PhantomData;
 
 /// What kind of call is being entered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,21 +72,119 @@ pub enum Exit {
     Slow,
 }
 
-/// A call in progress on a worker thread. Not `Send`: exit on the thread that entered.
+/// A call in progress on a worker thread. Not `Send`: exit on the thread
+/// that entered, within the same poll.
 #[derive(Debug)]
 pub struct Syscall {
-    _not_send: std::marker::PhantomData<*const ()>,
-}
-
-impl Syscall {
-    /// Leaves the call (Go's `exitsyscall`).
-    pub fn exit(self) -> Exit {
-        Exit::Fast
-    }
+    /// The slot and call tick to reclaim (`None` for a `Long` call, whose
+    /// slot was handed off on entry).
+    old: Option<(usize, u64)>,
+    _not_send: PhantomData<*const ()>,
 }
 
 /// Enters a call (Go's `entersyscall`). `None`: this thread holds no slot
-/// (not a worker, `block_on`, nested call): run the call inline.
-pub fn enter(_call: Call) -> Option<Syscall> {
-    None
+/// (not a worker, `block_on`, a nested call, a thread whose slot was lost):
+/// run the call inline.
+///
+/// ```
+/// use handoff_executor::bridge::{enter, Call, Exit};
+/// // Outside a runtime there is no slot to release: run inline.
+/// assert!(enter(Call::Short).is_none());
+///
+/// let rt = handoff_executor::Runtime::new().unwrap();
+/// let exit = rt.block_on(async {
+///     handoff_executor::spawn(async {
+///         let call = enter(Call::Short).expect("a task on a worker holds a slot");
+///         let pid = unsafe { libc::getpid() };
+///         assert!(pid > 0);
+///         call.exit()
+///     })
+///     .await
+///     .unwrap()
+/// });
+/// assert_eq!(exit, Exit::Fast);
+/// ```
+#[inline]
+pub fn enter(call: Call) -> Option<Syscall> {
+    context::with_worker(|w| {
+        let w = w?;
+        let mut core = w.core.take()?;
+        let shared = &*w.shared;
+        core.flush_lifo(shared);
+        let index = core.index;
+        let slot = &shared.slots[index];
+        slot.counters.enters.incr();
+        // Relaxed: read only by shutdown's wait, which re-checks every ms.
+        w.thread.in_call.store(true, Ordering::Relaxed);
+        match call {
+            Call::Short => {
+                let tick = slot.enter_call(core, clock::now());
+                shared.monitor.wake_if_parked();
+                Some(Syscall {
+                    old: Some((index, tick)),
+                    _not_send: PhantomData,
+                })
+            }
+            Call::Long => {
+                slot.state.transition_to_idle();
+                Counters::bump(&shared.counters.long_handoffs);
+                shared.handoff(core);
+                Some(Syscall {
+                    old: None,
+                    _not_send: PhantomData,
+                })
+            }
+        }
+    })
+}
+
+impl Syscall {
+    /// Leaves the call (Go's `exitsyscall`). See the module header for what
+    /// each [`Exit`] asks of the caller.
+    ///
+    /// ```
+    /// let rt = handoff_executor::Runtime::new().unwrap();
+    /// rt.block_on(async {
+    ///     handoff_executor::spawn(async {
+    ///         if let Some(call) = handoff_executor::bridge::enter(handoff_executor::bridge::Call::Short) {
+    ///             let _ = call.exit();
+    ///         }
+    ///     })
+    ///     .await
+    ///     .unwrap()
+    /// });
+    /// ```
+    #[inline]
+    pub fn exit(self) -> Exit {
+        context::with_worker(|w| {
+            let w = w.expect("Syscall::exit ran on a thread that is not a worker: exit on the thread that entered");
+            let shared = &*w.shared;
+            w.thread.in_call.store(false, Ordering::Relaxed);
+            if let Some((index, tick)) = self.old {
+                let slot = &shared.slots[index];
+                if let Some(core) = slot.exit_call(tick) {
+                    slot.counters.fast_exits.incr();
+                    w.core.set(Some(core));
+                    return Exit::Fast;
+                }
+            }
+            exit_slow(w)
+        })
+    }
+}
+
+#[cold]
+fn exit_slow(w: &context::WorkerCx) -> Exit {
+    let shared = &*w.shared;
+    if !shared.is_shutdown() {
+        if let Some(core) = shared.idle.pop_core() {
+            let slot = &shared.slots[core.index];
+            slot.state.transition_to_running();
+            slot.counters.idle_slot_exits.incr();
+            w.core.set(Some(core));
+            return Exit::IdleSlot;
+        }
+    }
+    Counters::bump(&shared.counters.slow_exits);
+    Exit::Slow
 }

@@ -14,5 +14,44 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+#[cfg(not(loom))]
 pub mod bridge;
+#[cfg(not(loom))]
+mod builder;
+mod clock;
+#[cfg(not(loom))]
+mod context;
+#[cfg(not(loom))]
+mod handle;
+mod idle;
+mod inject;
 mod loom;
+#[cfg(not(loom))]
+mod metrics;
+#[cfg(not(loom))]
+mod monitor;
+mod park;
+#[cfg(not(loom))]
+mod pool;
+mod queue;
+#[cfg(not(loom))]
+mod runtime;
+mod slot;
+mod sys;
+pub mod task;
+#[cfg(not(loom))]
+mod trace;
+#[cfg(not(loom))]
+mod worker;
+
+#[cfg(not(loom))]
+pub use builder::{
+    Builder, DEFAULT_KEEP_ALIVE, DEFAULT_MAX_THREADS, DEFAULT_RETAKE_AFTER, SCHEDTRACE_ENV,
+};
+#[cfg(not(loom))]
+pub use handle::{spawn, spawn_blocking, EnterGuard, Handle};
+#[cfg(not(loom))]
+pub use metrics::Metrics;
+#[cfg(not(loom))]
+pub use runtime::{yield_now, Runtime};
+pub use task::{AbortHandle, Id, JoinError, JoinHandle};

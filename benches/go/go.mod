@@ -1,0 +1,3 @@
+module handoffbench
+
+go 1.21

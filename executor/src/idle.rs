@@ -1,0 +1,265 @@
+//! Idle slots, idle threads and spinning threads; the no-lost-wake-up protocol.
+//!
+//! Counters (lock-free reads) and two lists under one lock (Go's `sched.lock`):
+//! - `num_idle`: cores on the idle list (Go's `npidle`);
+//! - `num_spinning`: threads that hold a core, found no work in it and are
+//!   looking elsewhere (Go's `nmspinning`). At most half the busy slots'
+//!   worth spin (`2 * spinning < slots - idle`): more would only contend;
+//! - the idle core list and the idle thread list. A thread on the idle
+//!   thread list holds no core; it is handed one through its `ThreadCtl`.
+//!
+//! ## Submitting work (any thread)
+//! 1. Push the task (local ring, or global queue).
+//! 2. `SeqCst` fence.
+//! 3. If no thread is spinning and a core is idle, CAS `num_spinning` 0 -> 1
+//!    and start a thread on an idle core as a spinner (`notify`).
+//!
+//! ## Stopping (a thread with a core and no work)
+//! 1. Put the core on the idle list (`num_idle += 1`).
+//! 2. If it was spinning, `num_spinning -= 1` (`SeqCst`).
+//! 3. `SeqCst` fence, then re-check every ring and the global queue; if any
+//!    has work, take an idle core back and spin again.
+//!
+//! Why no wake-up is lost: in the single total order of the `SeqCst`
+//! operations, either the submitter's check (3) comes after the stopper's
+//! steps 1-2, so it sees `num_idle > 0` and `num_spinning == 0` (or another
+//! spinner, which in turn re-checks when it stops) and wakes someone; or it
+//! comes before, and then the stopper's re-check (3) comes after the push and
+//! finds the task. This is the protocol written in the header of Go's
+//! `proc.go` ("Worker thread parking/unparking").
+//!
+//! A spinner that finds work stops spinning; if it was the last spinner and
+//! cores are idle it wakes another (Go's `resetspinning`), so a burst of
+//! work fans out one thread at a time instead of waking every thread.
+//!
+//! Rejected: waking a thread on every submit (thundering herd, a futex wake
+//! per spawn) and one global condvar for all idle threads (cannot hand a
+//! particular core to a particular thread, which the bridge's handoff needs).
+use crate::loom::{fence, Arc, AtomicBool, AtomicUsize, Mutex, MutexGuard, Ordering};
+use crate::park::Unparker;
+
+/// A thread of the runtime, as seen by the idle list and by whoever hands it
+/// a core. Owned by `Arc`: the thread itself, the idle list and the
+/// runtime's registry of threads.
+pub(crate) struct ThreadCtl<C> {
+    unparker: Unparker,
+    /// A core handed to this thread while it was idle.
+    next: Mutex<Option<Box<C>>>,
+    /// Set while the thread blocks in the reactor instead of its parker: a
+    /// waker must then also wake the reactor.
+    pub(crate) in_poller: AtomicBool,
+    /// Set while the thread is inside a blocking call (shutdown does not
+    /// wait for it). Written by the thread only.
+    pub(crate) in_call: AtomicBool,
+    /// Set when the thread has exited.
+    pub(crate) exited: AtomicBool,
+}
+
+impl<C> ThreadCtl<C> {
+    pub(crate) fn new(unparker: Unparker) -> ThreadCtl<C> {
+        ThreadCtl {
+            unparker,
+            next: Mutex::new(None),
+            in_poller: AtomicBool::new(false),
+            in_call: AtomicBool::new(false),
+            exited: AtomicBool::new(false),
+        }
+    }
+
+    /// Takes the core handed to this thread, if any.
+    pub(crate) fn take_handed(&self) -> Option<Box<C>> {
+        self.next.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
+    pub(crate) fn has_handed(&self) -> bool {
+        self.next
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
+    }
+
+    /// Hands a core to this (idle, unlisted) thread and wakes it. Returns
+    /// `true` when the thread sits in the reactor and the caller must wake it.
+    #[must_use]
+    pub(crate) fn hand(&self, core: Box<C>) -> bool {
+        let prev = self
+            .next
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .replace(core);
+        assert!(prev.is_none(), "two cores were handed to one thread");
+        self.unparker.unpark();
+        // SeqCst pairs with the SeqCst store of `in_poller` by the thread
+        // before it re-checks `next` and blocks in the reactor.
+        fence(Ordering::SeqCst);
+        self.in_poller.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn unpark(&self) {
+        self.unparker.unpark();
+    }
+}
+
+struct Lists<C> {
+    cores: Vec<Box<C>>,
+    threads: Vec<Arc<ThreadCtl<C>>>,
+}
+
+pub(crate) struct Idle<C> {
+    nslots: usize,
+    num_idle: AtomicUsize,
+    num_spinning: AtomicUsize,
+    num_idle_threads: AtomicUsize,
+    lists: Mutex<Lists<C>>,
+}
+
+impl<C> Idle<C> {
+    pub(crate) fn new(nslots: usize) -> Idle<C> {
+        Idle {
+            nslots,
+            num_idle: AtomicUsize::new(0),
+            num_spinning: AtomicUsize::new(0),
+            num_idle_threads: AtomicUsize::new(0),
+            lists: Mutex::new(Lists {
+                cores: Vec::with_capacity(nslots),
+                threads: Vec::new(),
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Lists<C>> {
+        self.lists.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn num_idle(&self) -> usize {
+        // SeqCst: one side of the protocol in the module header.
+        self.num_idle.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn num_spinning(&self) -> usize {
+        // SeqCst: one side of the protocol in the module header.
+        self.num_spinning.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn num_idle_threads(&self) -> usize {
+        // Relaxed: a statistic and a hint for the monitor's retake rule.
+        self.num_idle_threads.load(Ordering::Relaxed)
+    }
+
+    /// Submitter step 2-3: after pushing work, should a spinner be started?
+    /// On `true` the caller owns one `num_spinning` count and must start a
+    /// thread on a core from `pop_core` (or give the count back).
+    pub(crate) fn claim_wake(&self) -> bool {
+        // Pairs with the SeqCst decrement in `stop_spinning` and the SeqCst
+        // increments of `num_idle` (protocol in the module header).
+        fence(Ordering::SeqCst);
+        if self.num_spinning.load(Ordering::SeqCst) != 0
+            || self.num_idle.load(Ordering::SeqCst) == 0
+        {
+            return false;
+        }
+        self.num_spinning
+            .compare_exchange(0, 1, Ordering::SeqCst, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    /// Counts one spinner if none spins (for a handoff with no idle core).
+    pub(crate) fn try_claim_spinning(&self) -> bool {
+        self.num_spinning
+            .compare_exchange(0, 1, Ordering::SeqCst, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    /// A thread with a core and no work: may it spin (steal)? On `true` it
+    /// counts as spinning until `stop_spinning`.
+    pub(crate) fn start_spinning(&self) -> bool {
+        let spinning = self.num_spinning.load(Ordering::SeqCst);
+        let busy = self
+            .nslots
+            .saturating_sub(self.num_idle.load(Ordering::SeqCst));
+        if 2 * spinning >= busy.max(1) {
+            return false;
+        }
+        self.num_spinning.fetch_add(1, Ordering::SeqCst);
+        true
+    }
+
+    /// Stops spinning; `true` when this was the last spinner (the caller
+    /// then wakes another if cores are idle, or re-checks the queues).
+    pub(crate) fn stop_spinning(&self) -> bool {
+        // SeqCst: the stopper's step 2 (module header).
+        let prev = self.num_spinning.fetch_sub(1, Ordering::SeqCst);
+        debug_assert!(prev > 0, "spinning count underflow");
+        prev == 1
+    }
+
+    /// Takes an idle core (the caller moves its slot to `Running`).
+    pub(crate) fn pop_core(&self) -> Option<Box<C>> {
+        if self.num_idle.load(Ordering::SeqCst) == 0 {
+            return None;
+        }
+        let mut l = self.lock();
+        let c = l.cores.pop()?;
+        // SeqCst: written under the lock, read lock-free by the protocol.
+        self.num_idle.store(l.cores.len(), Ordering::SeqCst);
+        Some(c)
+    }
+
+    /// Puts a core on the idle list (its slot already moved to `Idle`).
+    pub(crate) fn push_core(&self, core: Box<C>) {
+        let mut l = self.lock();
+        l.cores.push(core);
+        assert!(l.cores.len() <= self.nslots, "more idle cores than slots");
+        // SeqCst: the stopper's step 1 (module header).
+        self.num_idle.store(l.cores.len(), Ordering::SeqCst);
+    }
+
+    /// Drains the idle cores (shutdown).
+    pub(crate) fn take_all_cores(&self) -> Vec<Box<C>> {
+        let mut l = self.lock();
+        self.num_idle.store(0, Ordering::SeqCst);
+        std::mem::take(&mut l.cores)
+    }
+
+    /// An idle thread to hand a core to (removed from the list).
+    pub(crate) fn pop_thread(&self) -> Option<Arc<ThreadCtl<C>>> {
+        let mut l = self.lock();
+        let t = l.threads.pop()?;
+        self.num_idle_threads
+            .store(l.threads.len(), Ordering::Relaxed);
+        Some(t)
+    }
+
+    /// Lists a thread as idle (it holds no core).
+    pub(crate) fn push_thread(&self, t: &Arc<ThreadCtl<C>>) {
+        let mut l = self.lock();
+        if !l.threads.iter().any(|x| Arc::ptr_eq(x, t)) {
+            l.threads.push(t.clone());
+        }
+        self.num_idle_threads
+            .store(l.threads.len(), Ordering::Relaxed);
+    }
+
+    /// Unlists a thread; `false` when someone popped it already (and so
+    /// will hand it a core).
+    pub(crate) fn remove_thread(&self, t: &Arc<ThreadCtl<C>>) -> bool {
+        let mut l = self.lock();
+        let found = match l.threads.iter().position(|x| Arc::ptr_eq(x, t)) {
+            Some(i) => {
+                l.threads.swap_remove(i);
+                true
+            }
+            None => false,
+        };
+        self.num_idle_threads
+            .store(l.threads.len(), Ordering::Relaxed);
+        found
+    }
+
+    /// Every idle thread (shutdown wakes them all).
+    pub(crate) fn take_all_threads(&self) -> Vec<Arc<ThreadCtl<C>>> {
+        let mut l = self.lock();
+        self.num_idle_threads.store(0, Ordering::Relaxed);
+        std::mem::take(&mut l.threads)
+    }
+}

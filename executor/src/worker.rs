@@ -1,0 +1,426 @@
+//! A runtime thread (Go's M) and the loop it runs while it holds a core.
+//!
+//! ## With a core (`run`)
+//! ```text
+//! loop:
+//!   every GLOBAL_POLL_INTERVAL-th tick: a non-blocking reactor turn, then
+//!       the global queue first (fairness: a busy ring cannot starve it)
+//!   the LIFO `next` slot, at most MAX_LIFO_POLLS in a row (ping-pong
+//!       between two tasks must not starve the ring)
+//!   the local ring
+//!   a batch from the global queue
+//!   a non-blocking reactor turn
+//!   spin (if fewer than half the busy slots spin): steal half of a random
+//!       other slot's ring; the global queue again
+//!   nothing: give the core back (stopper protocol in idle.rs) and go idle
+//! ```
+//! After every poll the thread checks that it still holds its core: a
+//! `blocking` call that lost its slot (slow exit, bridge.rs) returns with
+//! the core gone, and the thread then goes idle with no core.
+//!
+//! ## Without a core (`park_idle`)
+//! The thread lists itself on the idle thread list and waits to be handed
+//! a core (Go's `stopm`/`startm`). One idle thread blocks in the reactor
+//! (`try_lock_poller` + `turn(None)`, which returns at the next timer or
+//! event), the others on their parker. Before waiting it takes an idle core
+//! itself if any queue has work (a thread freed by a slow exit picks up a
+//! core left on the idle list at the `max_threads` cap). A thread that waited
+//! `thread_keep_alive` with nothing handed exits, as long as more worker
+//! threads than slots are alive.
+//!
+//! Rejected: one condvar for all idle threads (a core must go to one chosen
+//! thread, and the reactor poller must be woken through the reactor).
+use crate::context::{self, WorkerCx};
+use crate::handle::{Counters, Shared, Task};
+use crate::idle::ThreadCtl;
+use crate::loom::{fence, Arc, Ordering};
+use crate::park::Parker;
+use crate::queue::{self, LOCAL_QUEUE_CAPACITY};
+use std::time::Duration;
+
+/// Every this many ticks the worker looks at the global queue first and
+/// turns the reactor without blocking: Go's and tokio's 61 (a prime, so it
+/// does not fall into step with task patterns).
+pub(crate) const GLOBAL_POLL_INTERVAL: u32 = 61;
+
+/// Consecutive polls from the LIFO slot before the ring gets a turn
+/// (tokio's `MAX_LIFO_POLLS_PER_TICK`).
+pub(crate) const MAX_LIFO_POLLS: u8 = 3;
+
+/// Most tasks taken from the global queue at once (Go takes up to half a
+/// ring; a smaller batch keeps the global queue shared fairly between slots).
+const GLOBAL_BATCH_MAX: usize = 64;
+
+/// The owner half of a slot (see `slot/mod.rs`).
+pub(crate) struct Core {
+    pub(crate) index: usize,
+    pub(crate) local: queue::Local<Task>,
+    pub(crate) lifo: Option<Task>,
+    lifo_polls: u8,
+    tick: u32,
+    pub(crate) is_searching: bool,
+    rand: u32,
+}
+
+impl Core {
+    pub(crate) fn new(index: usize, local: queue::Local<Task>) -> Core {
+        Core {
+            index,
+            local,
+            lifo: None,
+            lifo_polls: 0,
+            tick: 0,
+            is_searching: false,
+            rand: 0x9E37_79B9 ^ (index as u32).wrapping_mul(0x85EB_CA6B) | 1,
+        }
+    }
+
+    /// Does this core hold runnable tasks?
+    pub(crate) fn has_tasks(&self) -> bool {
+        self.lifo.is_some() || !self.local.is_empty()
+    }
+
+    /// xorshift32: a cheap random start for stealing.
+    fn next_rand(&mut self, n: usize) -> usize {
+        let mut x = self.rand;
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        self.rand = x;
+        (x as usize) % n
+    }
+
+    /// Moves the LIFO task to the ring so it can be stolen (before a call).
+    pub(crate) fn flush_lifo(&mut self, shared: &Shared) {
+        if let Some(t) = self.lifo.take() {
+            self.local.push_back(t, &shared.inject);
+        }
+    }
+
+    /// Drops every queued task (shutdown).
+    fn drain(&mut self) {
+        drop(self.lifo.take());
+        while let Some(t) = self.local.pop() {
+            drop(t);
+        }
+    }
+}
+
+/// Spawns a worker thread, idle (no core) or starting on `core`. The
+/// caller has reserved the thread in `Threads`; on failure the core is
+/// given back with the error (the closure that owned it never ran).
+pub(crate) fn spawn_thread(
+    shared: &Arc<Shared>,
+    core: Option<Box<Core>>,
+) -> Result<(), (std::io::Error, Option<Box<Core>>)> {
+    let parker = Parker::new();
+    let ctl = Arc::new(ThreadCtl::new(parker.unparker()));
+    shared.threads.register(&ctl);
+    let cfg = &shared.config;
+    let mut b = std::thread::Builder::new().name((cfg.thread_name)());
+    if let Some(s) = cfg.stack_size {
+        b = b.stack_size(s);
+    }
+    // The core travels through a cell so a failed spawn can give it back.
+    let core_cell = Arc::new(std::sync::Mutex::new(core));
+    let cc = core_cell.clone();
+    let sh = shared.clone();
+    let c2 = ctl.clone();
+    // Relaxed: a count for keep-alive decisions and metrics; counted before
+    // the thread runs so its own exit never sees it below zero.
+    shared.threads.workers.fetch_add(1, Ordering::Relaxed);
+    let res = b.spawn(move || {
+        let core = cc.lock().unwrap_or_else(|e| e.into_inner()).take();
+        thread_main(sh, c2, parker, core)
+    });
+    match res {
+        Ok(_) => {
+            Counters::bump(&shared.counters.threads_spawned);
+            Ok(())
+        }
+        Err(e) => {
+            shared.threads.workers.fetch_sub(1, Ordering::Relaxed);
+            ctl.exited.store(true, Ordering::Release);
+            Counters::bump(&shared.counters.thread_spawn_failures);
+            let core = core_cell.lock().unwrap_or_else(|e| e.into_inner()).take();
+            Err((e, core))
+        }
+    }
+}
+
+fn thread_main(
+    shared: Arc<Shared>,
+    thread: Arc<ThreadCtl<Core>>,
+    parker: Parker,
+    first: Option<Box<Core>>,
+) {
+    let _reactor = shared.reactor.enter();
+    let _current = context::set_current(crate::handle::Handle {
+        shared: shared.clone(),
+    });
+    if let Some(f) = &shared.config.on_thread_start {
+        f();
+    }
+    let cx = WorkerCx {
+        shared: shared.clone(),
+        core: std::cell::Cell::new(None),
+        thread,
+    };
+    let guard = context::set_worker(&cx);
+    let mut core = first.map(|c| cx.acquire(c));
+    loop {
+        let c = match core.take() {
+            Some(c) => c,
+            None => match cx.park_idle(&parker) {
+                Some(c) => c,
+                None => break,
+            },
+        };
+        cx.run(c);
+    }
+    drop(guard);
+    if let Some(f) = &shared.config.on_thread_stop {
+        f();
+    }
+    // Relaxed: a count for keep-alive decisions and metrics.
+    shared.threads.workers.fetch_sub(1, Ordering::Relaxed);
+    // Release pairs with the Acquire in `Threads::wait_idle_exit`.
+    cx.thread.exited.store(true, Ordering::Release);
+    shared.threads.release();
+    shared.pool.thread_released(&shared);
+}
+
+impl WorkerCx {
+    /// Starts using a core taken off the idle list or handed over.
+    fn acquire(&self, core: Box<Core>) -> Box<Core> {
+        self.shared.slots[core.index].state.transition_to_running();
+        core
+    }
+
+    /// Runs tasks until this thread no longer holds a core.
+    fn run(&self, mut core: Box<Core>) {
+        let shared = &*self.shared;
+        loop {
+            if shared.is_shutdown() {
+                core.drain();
+                shared.slots[core.index].state.transition_to_idle();
+                // Dropped here: shutdown has taken the idle list already.
+                drop(core);
+                return;
+            }
+            if let Some(task) = self.next_task(&mut core) {
+                match self.run_task(core, task) {
+                    Some(c) => core = c,
+                    None => return,
+                }
+                continue;
+            }
+            core = self.turn_reactor(core);
+            if core.has_tasks() {
+                continue;
+            }
+            if let Some(task) = self.search(&mut core) {
+                match self.run_task(core, task) {
+                    Some(c) => core = c,
+                    None => return,
+                }
+                continue;
+            }
+            match self.release_core(core) {
+                Some(c) => core = c,
+                None => return,
+            }
+        }
+    }
+
+    fn next_task(&self, core: &mut Core) -> Option<Task> {
+        let shared = &*self.shared;
+        core.tick = core.tick.wrapping_add(1);
+        if core.tick.is_multiple_of(GLOBAL_POLL_INTERVAL) {
+            // Fairness: the global queue first, and the reactor, so I/O and
+            // timers are seen under load.
+            if let Some(t) = shared.inject.pop() {
+                return Some(t);
+            }
+        }
+        if core.lifo_polls < MAX_LIFO_POLLS {
+            if let Some(t) = core.lifo.take() {
+                core.lifo_polls += 1;
+                return Some(t);
+            }
+        } else {
+            core.flush_lifo(shared);
+        }
+        core.lifo_polls = 0;
+        if let Some(t) = core.local.pop() {
+            return Some(t);
+        }
+        self.pop_global_batch(core)
+    }
+
+    fn pop_global_batch(&self, core: &mut Core) -> Option<Task> {
+        let shared = &*self.shared;
+        let len = shared.inject.len();
+        if len == 0 {
+            return None;
+        }
+        let room = LOCAL_QUEUE_CAPACITY - core.local.len();
+        let fair_share = len / shared.slots.len() + 1;
+        let n = std::cmp::max(1, fair_share.min(room / 2).min(GLOBAL_BATCH_MAX));
+        let local = &mut core.local;
+        shared.inject.pop_batch(n, |t| {
+            // Cannot overflow: the batch fits in half the free room.
+            let _ = local.push_back(t, &shared.inject);
+        })
+    }
+
+    /// Polls one task with the core in the thread's context (so the task's
+    /// wakes and spawns go to this core). `None`: the core was lost (the
+    /// task's blocking call took the slow exit).
+    fn run_task(&self, mut core: Box<Core>, task: Task) -> Option<Box<Core>> {
+        let shared = &*self.shared;
+        if core.is_searching {
+            core.is_searching = false;
+            // Go's `resetspinning`: the last spinner to find work wakes
+            // another, so a burst of work fans out.
+            if shared.idle.stop_spinning() {
+                shared.notify_parked();
+            }
+        }
+        shared.slots[core.index].counters.polls.incr();
+        if core.tick.is_multiple_of(GLOBAL_POLL_INTERVAL) {
+            core = self.turn_reactor(core);
+        }
+        self.core.set(Some(core));
+        task.run();
+        self.core.take()
+    }
+
+    /// A non-blocking reactor turn with the core in context (wakers fired
+    /// here put their tasks into this core).
+    fn turn_reactor(&self, core: Box<Core>) -> Box<Core> {
+        let Some(mut poller) = self.shared.reactor.try_lock_poller() else {
+            return core;
+        };
+        self.core.set(Some(core));
+        let _ = poller.turn(Some(Duration::ZERO));
+        drop(poller);
+        self.core
+            .take()
+            .expect("a reactor turn does not take the core")
+    }
+
+    /// Steal from the other slots, then the global queue, as a spinner.
+    fn search(&self, core: &mut Core) -> Option<Task> {
+        let shared = &*self.shared;
+        if !core.is_searching {
+            if !shared.idle.start_spinning() {
+                return None;
+            }
+            core.is_searching = true;
+        }
+        let n = shared.slots.len();
+        let start = core.next_rand(n);
+        for i in 0..n {
+            let idx = (start + i) % n;
+            if idx == core.index {
+                continue;
+            }
+            if let Some(t) = shared.slots[idx].steal.steal_into(&mut core.local) {
+                let c = &shared.slots[core.index].counters;
+                c.steals.incr();
+                c.stolen_tasks.add(1 + core.local.len() as u64);
+                return Some(t);
+            }
+        }
+        self.pop_global_batch(core)
+    }
+
+    /// Nothing to run: the stopper's side of the protocol in `idle.rs`.
+    /// Returns a core when the re-check found work and an idle core.
+    fn release_core(&self, mut core: Box<Core>) -> Option<Box<Core>> {
+        let shared = &*self.shared;
+        debug_assert!(!core.has_tasks());
+        let was_searching = std::mem::replace(&mut core.is_searching, false);
+        shared.slots[core.index].state.transition_to_idle();
+        shared.idle.push_core(core); // step 1
+        if was_searching {
+            shared.idle.stop_spinning(); // step 2
+        }
+        fence(Ordering::SeqCst); // step 3: pairs with `claim_wake`'s fence
+        if shared.has_work() {
+            if let Some(mut c) = shared.idle.pop_core() {
+                c.is_searching = shared.idle.start_spinning();
+                return Some(self.acquire(c));
+            }
+        }
+        None
+    }
+
+    /// Waits with no core until handed one (`Some`) or told to exit (`None`).
+    fn park_idle(&self, parker: &Parker) -> Option<Box<Core>> {
+        let shared = &*self.shared;
+        let me = &self.thread;
+        // Whether we put ourselves on the idle thread list. If we did and
+        // can no longer remove ourselves, a hander popped us and a core is
+        // on its way: then we must wait for it, not take another.
+        let mut listed = false;
+        loop {
+            if let Some(c) = me.take_handed() {
+                return Some(self.acquire(c));
+            }
+            if shared.is_shutdown() {
+                if listed {
+                    shared.idle.remove_thread(me);
+                }
+                return None;
+            }
+            if shared.idle.num_idle() > 0 && shared.has_work() {
+                if !listed || shared.idle.remove_thread(me) {
+                    listed = false;
+                    if let Some(mut c) = shared.idle.pop_core() {
+                        c.is_searching = shared.idle.start_spinning();
+                        return Some(self.acquire(c));
+                    }
+                } else {
+                    parker.park();
+                    continue;
+                }
+            }
+            if !listed {
+                shared.idle.push_thread(me);
+                listed = true;
+                // SeqCst pairs with the swap in `Shared::shutdown`: either it
+                // found us on the list, or we see the flag here.
+                if shared.shutdown.load(Ordering::SeqCst) {
+                    continue;
+                }
+                // Re-check after listing (the stopper's step 3 for threads):
+                // work queued before we listed found nobody to wake.
+                fence(Ordering::SeqCst);
+                if shared.has_work() && shared.idle.num_idle() > 0 {
+                    continue;
+                }
+            }
+            if let Some(mut poller) = shared.reactor.try_lock_poller() {
+                // SeqCst pairs with the fence in `ThreadCtl::hand`.
+                me.in_poller.store(true, Ordering::SeqCst);
+                fence(Ordering::SeqCst);
+                if !me.has_handed() && !shared.is_shutdown() {
+                    let _ = poller.turn(None);
+                }
+                me.in_poller.store(false, Ordering::Relaxed);
+                drop(poller);
+                continue;
+            }
+            let woken = parker.park_timeout(shared.config.keep_alive);
+            if !woken
+                && !me.has_handed()
+                && shared.threads.workers.load(Ordering::Relaxed) > shared.slots.len()
+                && shared.idle.remove_thread(me)
+            {
+                return None;
+            }
+        }
+    }
+}
