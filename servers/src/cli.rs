@@ -153,7 +153,12 @@ pub fn parse(spec: &Spec, args: impl IntoIterator<Item = String>) -> Result<Pars
 /// Parses the process's arguments; prints usage and exits 0 on `--help`,
 /// prints the error and exits 2 on a bad command line.
 pub fn parse_or_exit(spec: &Spec) -> Options {
-    match parse(spec, std::env::args().skip(1)) {
+    parse_or_exit_from(spec, std::env::args().skip(1))
+}
+
+/// [`parse_or_exit`] on the given arguments (without the program name).
+pub fn parse_or_exit_from(spec: &Spec, args: impl IntoIterator<Item = String>) -> Options {
+    match parse(spec, args) {
         Ok(Parsed::Run(o)) => o,
         Ok(Parsed::Help(text)) => {
             print!("{text}");
