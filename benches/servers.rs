@@ -2,7 +2,8 @@
 //!
 //! `cargo bench --bench servers` (about 1.5 minutes; `HANDOFF_BENCH_ROUNDS`
 //! and `HANDOFF_BENCH_SECS` change the rounds, default 3, and the seconds
-//! per run, default 2).
+//! per run, default 2; `HANDOFF_BENCH_FILTER=kv` runs the scenarios whose
+//! name contains `kv`).
 //!
 //! Scenarios, 50 connections each, 2 worker threads on both runtimes:
 //! - plain: HTTP `GET /`; kv 50% GET / 50% SET with `--fsync no`;
@@ -17,12 +18,12 @@
 //! generator on its own thread, the runtimes interleaved round by round so
 //! drift in machine load hits all of them. Reported: medians over rounds of
 //! requests/s (all classes) and the p50/p99 latency of the fast class.
+#[path = "../examples/support/compare.rs"]
+mod compare;
 #[path = "../examples/support/handoff_glue.rs"]
 mod glue;
 #[path = "../servers/tests/support/tokio_glue.rs"]
 mod tokio_glue;
-#[path = "../examples/support/compare.rs"]
-mod compare;
 
 use std::time::Duration;
 
@@ -53,7 +54,10 @@ struct Samples {
 }
 
 fn env_or<T: std::str::FromStr>(k: &str, d: T) -> T {
-    std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d)
+    std::env::var(k)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(d)
 }
 
 fn main() {
@@ -62,9 +66,19 @@ fn main() {
     let duration = Duration::from_secs_f64(secs);
     let warmup = Duration::from_millis(300);
     let both = vec![Side::Handoff, Side::TokioSpawnBlocking];
-    let all = vec![Side::Handoff, Side::TokioSpawnBlocking, Side::TokioBlockInPlace];
-    let scenarios = vec![
-        Scenario { name: "plain: HTTP GET /", server: Server::Http, proto: Proto::Http, mix: http_mix(1, 0, 0), sides: both.clone() },
+    let all = vec![
+        Side::Handoff,
+        Side::TokioSpawnBlocking,
+        Side::TokioBlockInPlace,
+    ];
+    let scenarios = [
+        Scenario {
+            name: "plain: HTTP GET /",
+            server: Server::Http,
+            proto: Proto::Http,
+            mix: http_mix(1, 0, 0),
+            sides: both.clone(),
+        },
         Scenario {
             name: "plain: kv 50% GET + 50% SET, fsync no",
             server: Server::Kv(Fsync::No),
@@ -91,7 +105,8 @@ fn main() {
         "servers: {CONNECTIONS} connections, {WORKERS} workers each, {rounds} rounds x {secs:.1} s (+{} ms warmup), medians; load generator: 1 thread, closed loop",
         warmup.as_millis()
     );
-    for sc in &scenarios {
+    let filter = std::env::var("HANDOFF_BENCH_FILTER").unwrap_or_default();
+    for sc in scenarios.iter().filter(|s| s.name.contains(&filter)) {
         let mut samples: Vec<Samples> = sc.sides.iter().map(|_| Samples::default()).collect();
         for round in 0..rounds {
             // Alternate the order so neither runtime always goes first.
@@ -106,8 +121,10 @@ fn main() {
                 });
                 let s = &mut samples[i];
                 s.rps.push(out.report.rps());
-                s.p50.push(out.report.percentile(0, 50.0).as_secs_f64() * 1e3);
-                s.p99.push(out.report.percentile(0, 99.0).as_secs_f64() * 1e3);
+                s.p50
+                    .push(out.report.percentile(0, 50.0).as_secs_f64() * 1e3);
+                s.p99
+                    .push(out.report.percentile(0, 99.0).as_secs_f64() * 1e3);
                 s.errors += out.report.errors;
                 if let Some(m) = out.metrics {
                     s.fast_exits.push(m.blocking_fast_exits as f64);
@@ -121,11 +138,24 @@ fn main() {
             "{:<24} {:>10} {:>11} {:>11} {:>7}   {:>14} {:>14}",
             "runtime", "req/s", "p50 fast", "p99 fast", "errors", "req/s vs best", "p99 vs best"
         );
-        let med: Vec<(f64, f64, f64)> =
-            samples.iter().map(|s| (median(s.rps.clone()), median(s.p50.clone()), median(s.p99.clone()))).collect();
+        let med: Vec<(f64, f64, f64)> = samples
+            .iter()
+            .map(|s| {
+                (
+                    median(s.rps.clone()),
+                    median(s.p50.clone()),
+                    median(s.p99.clone()),
+                )
+            })
+            .collect();
         // The best tokio variant: highest throughput; lowest p99 separately.
-        let tokio_best_rps =
-            sc.sides.iter().zip(&med).filter(|(s, _)| **s != Side::Handoff).map(|(_, m)| m.0).fold(0.0, f64::max);
+        let tokio_best_rps = sc
+            .sides
+            .iter()
+            .zip(&med)
+            .filter(|(s, _)| **s != Side::Handoff)
+            .map(|(_, m)| m.0)
+            .fold(0.0, f64::max);
         let tokio_best_p99 = sc
             .sides
             .iter()
@@ -136,7 +166,11 @@ fn main() {
         for (i, side) in sc.sides.iter().enumerate() {
             let (rps, p50, p99) = med[i];
             let ratio = if *side == Side::Handoff {
-                format!("{:>13.2}x {:>13.2}x", rps / tokio_best_rps, p99 / tokio_best_p99)
+                format!(
+                    "{:>13.2}x {:>13.2}x",
+                    rps / tokio_best_rps,
+                    p99 / tokio_best_p99
+                )
             } else {
                 String::new()
             };
@@ -150,7 +184,7 @@ fn main() {
             );
         }
         let h = &samples[0];
-        if !h.fast_exits.is_empty() && sc.sides.len() > 2 {
+        if !h.fast_exits.is_empty() {
             println!(
                 "handoff metrics (median per run): blocking_fast_exits {:.0}, blocking_slow_exits {:.0}, retakes {:.0}",
                 median(h.fast_exits.clone()),

@@ -37,6 +37,9 @@ fn main() {
         |r| Arc::new(Http::new(r, HttpConfig::demo(root))),
         o.idle_timeout,
     );
-    eprintln!("http: listening on http://{addr}/ (files from {})", o.root.display());
+    eprintln!(
+        "http: listening on http://{addr}/ (files from {})",
+        o.root.display()
+    );
     rt.block_on(std::future::pending::<()>());
 }

@@ -34,14 +34,17 @@ fn main() {
         &rt,
         &o.addr.to_string(),
         |r| {
-            let (kv, replay) = rt.block_on(async { Kv::open(r, &o.dir, o.fsync) }).unwrap_or_else(|e| {
-                eprintln!("kv: cannot open the log in {}: {e}", o.dir.display());
-                std::process::exit(1);
-            });
+            let (kv, replay) = rt
+                .block_on(async { Kv::open(r, &o.dir, o.fsync) })
+                .unwrap_or_else(|e| {
+                    eprintln!("kv: cannot open the log in {}: {e}", o.dir.display());
+                    std::process::exit(1);
+                });
             eprintln!(
                 "kv: replayed {} records from {}{}",
                 replay.records,
-                kv.log().map_or_else(String::new, |l| l.path().display().to_string()),
+                kv.log()
+                    .map_or_else(String::new, |l| l.path().display().to_string()),
                 if replay.torn_bytes > 0 {
                     format!(" (cut a torn tail of {} bytes)", replay.torn_bytes)
                 } else {

@@ -9,12 +9,12 @@
 //! tokio, once with `spawn_blocking` and once with `block_in_place`, under
 //! the same load. It prints requests/s and the latency of the fast
 //! requests for each, and what handoff's scheduler did (`rt.metrics()`).
+#[path = "support/compare.rs"]
+mod compare;
 #[path = "support/handoff_glue.rs"]
 mod glue;
 #[path = "../servers/tests/support/tokio_glue.rs"]
 mod tokio_glue;
-#[path = "support/compare.rs"]
-mod compare;
 
 use std::time::Duration;
 
@@ -35,11 +35,25 @@ fn main() {
         BLOCK_US as f64 / 1000.0,
         run_for.as_secs_f64()
     );
-    println!("{:<26} {:>9} {:>12} {:>12} {:>13}", "runtime", "req/s", "fast p50", "fast p99", "/block served");
+    println!(
+        "{:<26} {:>9} {:>12} {:>12} {:>13}",
+        "runtime", "req/s", "fast p50", "fast p99", "/block served"
+    );
     let mut metrics = None;
-    for side in [Side::Handoff, Side::TokioSpawnBlocking, Side::TokioBlockInPlace] {
+    for side in [
+        Side::Handoff,
+        Side::TokioSpawnBlocking,
+        Side::TokioBlockInPlace,
+    ] {
         let out = run(side, Server::Http, WORKERS, |addr| {
-            drive(addr, Proto::Http, http_mix(9, 1, BLOCK_US), CONNECTIONS, warmup, run_for)
+            drive(
+                addr,
+                Proto::Http,
+                http_mix(9, 1, BLOCK_US),
+                CONNECTIONS,
+                warmup,
+                run_for,
+            )
         });
         let r = &out.report;
         println!(
@@ -49,7 +63,11 @@ fn main() {
             r.percentile(0, 50.0).as_secs_f64() * 1e3,
             r.percentile(0, 99.0).as_secs_f64() * 1e3,
             r.count(1),
-            if r.errors > 0 { format!("  ({} errors!)", r.errors) } else { String::new() }
+            if r.errors > 0 {
+                format!("  ({} errors!)", r.errors)
+            } else {
+                String::new()
+            }
         );
         if side == Side::Handoff {
             metrics = out.metrics;

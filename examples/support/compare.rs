@@ -71,7 +71,12 @@ const IDLE: Duration = Duration::from_secs(60);
 
 /// Starts `server` on `side` with `workers` workers, runs `drive` against
 /// it, and shuts everything down.
-pub fn run(side: Side, server: Server, workers: usize, drive: impl FnOnce(SocketAddr) -> load::Report) -> Outcome {
+pub fn run(
+    side: Side,
+    server: Server,
+    workers: usize,
+    drive: impl FnOnce(SocketAddr) -> load::Report,
+) -> Outcome {
     let dir = scratch_dir();
     let out = match side {
         Side::Handoff => {
@@ -79,19 +84,31 @@ pub fn run(side: Side, server: Server, workers: usize, drive: impl FnOnce(Socket
             let addr = match server {
                 Server::Http => {
                     let d = dir.clone();
-                    glue::start(&rt, "127.0.0.1:0", move |r| Arc::new(Http::new(r, HttpConfig::demo(d))), IDLE)
+                    glue::start(
+                        &rt,
+                        "127.0.0.1:0",
+                        move |r| Arc::new(Http::new(r, HttpConfig::demo(d))),
+                        IDLE,
+                    )
                 }
                 Server::Kv(fsync) => glue::start(
                     &rt,
                     "127.0.0.1:0",
-                    |r| rt.block_on(async { Kv::open(r, &dir, fsync) }).expect("open kv").0,
+                    |r| {
+                        rt.block_on(async { Kv::open(r, &dir, fsync) })
+                            .expect("open kv")
+                            .0
+                    },
                     IDLE,
                 ),
             };
             let report = drive(addr);
             let metrics = rt.metrics();
             rt.shutdown_timeout(Duration::from_millis(500));
-            Outcome { report, metrics: Some(metrics) }
+            Outcome {
+                report,
+                metrics: Some(metrics),
+            }
         }
         Side::TokioSpawnBlocking | Side::TokioBlockInPlace => {
             let mode = if side == Side::TokioSpawnBlocking {
@@ -103,19 +120,32 @@ pub fn run(side: Side, server: Server, workers: usize, drive: impl FnOnce(Socket
             let addr = match server {
                 Server::Http => {
                     let d = dir.clone();
-                    tokio_glue::start(&rt, mode, "127.0.0.1:0", move |r| Arc::new(Http::new(r, HttpConfig::demo(d))), IDLE)
+                    tokio_glue::start(
+                        &rt,
+                        mode,
+                        "127.0.0.1:0",
+                        move |r| Arc::new(Http::new(r, HttpConfig::demo(d))),
+                        IDLE,
+                    )
                 }
                 Server::Kv(fsync) => tokio_glue::start(
                     &rt,
                     mode,
                     "127.0.0.1:0",
-                    |r| rt.block_on(async { Kv::open(r, &dir, fsync) }).expect("open kv").0,
+                    |r| {
+                        rt.block_on(async { Kv::open(r, &dir, fsync) })
+                            .expect("open kv")
+                            .0
+                    },
                     IDLE,
                 ),
             };
             let report = drive(addr);
             rt.shutdown_timeout(Duration::from_millis(500));
-            Outcome { report, metrics: None }
+            Outcome {
+                report,
+                metrics: None,
+            }
         }
     };
     let _ = std::fs::remove_dir_all(&dir);
@@ -124,7 +154,11 @@ pub fn run(side: Side, server: Server, workers: usize, drive: impl FnOnce(Socket
 
 /// HTTP: `GET /` with weight `fast`, `GET /block?us=<us>` with weight `slow`.
 pub fn http_mix(fast: u32, slow: u32, us: u64) -> Vec<Class> {
-    let mut mix = vec![Class { name: "GET /".into(), weight: fast, request: b"GET / HTTP/1.1\r\nHost: b\r\n\r\n".to_vec() }];
+    let mut mix = vec![Class {
+        name: "GET /".into(),
+        weight: fast,
+        request: b"GET / HTTP/1.1\r\nHost: b\r\n\r\n".to_vec(),
+    }];
     if slow > 0 {
         mix.push(Class {
             name: format!("GET /block?us={us}"),
@@ -145,17 +179,41 @@ pub fn kv_mix(get: u32, set: u32) -> Vec<Class> {
     };
     let mut mix = Vec::new();
     if get > 0 {
-        mix.push(Class { name: "GET".into(), weight: get, request: cmd(&["GET", "key:000042"]) });
+        mix.push(Class {
+            name: "GET".into(),
+            weight: get,
+            request: cmd(&["GET", "key:000042"]),
+        });
     }
     if set > 0 {
-        mix.push(Class { name: "SET".into(), weight: set, request: cmd(&["SET", "key:000042", "0123456789abcdef"]) });
+        mix.push(Class {
+            name: "SET".into(),
+            weight: set,
+            request: cmd(&["SET", "key:000042", "0123456789abcdef"]),
+        });
     }
     mix
 }
 
 /// A closed-loop load of `connections` on `addr`.
-pub fn drive(addr: SocketAddr, proto: Proto, mix: Vec<Class>, connections: usize, warmup: Duration, duration: Duration) -> load::Report {
-    load::run(&load::Spec { addr, connections, threads: 1, duration, warmup, proto, mix }).expect("load generator")
+pub fn drive(
+    addr: SocketAddr,
+    proto: Proto,
+    mix: Vec<Class>,
+    connections: usize,
+    warmup: Duration,
+    duration: Duration,
+) -> load::Report {
+    load::run(&load::Spec {
+        addr,
+        connections,
+        threads: 1,
+        duration,
+        warmup,
+        proto,
+        mix,
+    })
+    .expect("load generator")
 }
 
 /// Median of a list of numbers.

@@ -78,12 +78,19 @@ pub fn start<S: Service>(
     svc: impl FnOnce(HandoffRt) -> Arc<S>,
     idle: Duration,
 ) -> SocketAddr {
-    let hrt = HandoffRt { handle: rt.handle().clone() };
+    let hrt = HandoffRt {
+        handle: rt.handle().clone(),
+    };
     let listener = rt
         .block_on(handoff::net::TcpListener::bind(addr))
         .unwrap_or_else(|e| panic!("cannot listen on {addr}: {e}"));
     let local = listener.local_addr().expect("local address");
     let svc = svc(hrt.clone());
-    drop(rt.spawn(handoff_servers::serve(hrt, HandoffListener(listener), svc, idle)));
+    drop(rt.spawn(handoff_servers::serve(
+        hrt,
+        HandoffListener(listener),
+        svc,
+        idle,
+    )));
     local
 }

@@ -401,16 +401,22 @@ impl Drop for ChildInfo {
 /// Prints the line `start_kv_child` waits for. Call in the child once the
 /// server listens.
 pub fn announce(addr: SocketAddr, replayed: u64, torn: u64) {
-    println!("KV-CHILD LISTENING {addr} REPLAYED {replayed} TORN {torn}");
+    println!("CHILD LISTENING {addr} REPLAYED {replayed} TORN {torn}");
 }
 
 /// Re-executes this test binary to run only `entry`, a test that serves kv
 /// on `dir` when `KV_CHILD_DIR` is set; waits for its announcement.
 pub fn start_kv_child(entry: &str, dir: &Path) -> ChildInfo {
+    start_child(entry, "KV_CHILD_DIR", dir)
+}
+
+/// Re-executes this test binary to run only the test `entry` with the
+/// environment variable `var` set to `value`; waits for its [`announce`].
+pub fn start_child(entry: &str, var: &str, value: &Path) -> ChildInfo {
     use std::io::BufRead;
     let mut child = std::process::Command::new(std::env::current_exe().unwrap())
         .args([entry, "--exact", "--nocapture", "--test-threads=1"])
-        .env("KV_CHILD_DIR", dir)
+        .env(var, value)
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("re-exec the test binary");
@@ -420,8 +426,8 @@ pub fn start_kv_child(entry: &str, dir: &Path) -> ChildInfo {
         for line in io::BufReader::new(out).lines() {
             let Ok(line) = line else { return };
             // libtest prints "test name ... " before the test's own output.
-            if let Some(at) = line.find("KV-CHILD LISTENING ") {
-                let rest = &line[at + "KV-CHILD LISTENING ".len()..];
+            if let Some(at) = line.find("CHILD LISTENING ") {
+                let rest = &line[at + "CHILD LISTENING ".len()..];
                 let w: Vec<&str> = rest.split(' ').collect();
                 let _ = tx.send((
                     w[0].parse().unwrap(),
@@ -431,7 +437,9 @@ pub fn start_kv_child(entry: &str, dir: &Path) -> ChildInfo {
             }
         }
     });
-    let (addr, replayed, torn) = rx.recv_timeout(WATCHDOG).expect("kv child did not start");
+    let (addr, replayed, torn) = rx
+        .recv_timeout(WATCHDOG)
+        .expect("child server did not start");
     ChildInfo {
         child,
         addr,
