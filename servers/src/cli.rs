@@ -84,6 +84,7 @@ pub fn usage(spec: &Spec) -> String {
 /// };
 /// assert_eq!((o.threads, o.addr.port()), (Some(2), 6380));
 /// assert!(parse(&spec, ["--root".to_string(), "x".to_string()]).is_err());
+/// assert!(parse(&spec, ["--addr=localhost:7000".to_string()]).is_ok());
 /// ```
 pub fn parse(spec: &Spec, args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
     let mut o = Options {
@@ -118,9 +119,16 @@ pub fn parse(spec: &Spec, args: impl IntoIterator<Item = String>) -> Result<Pars
         };
         match flag.as_str() {
             "--addr" => {
-                o.addr = value.parse().map_err(|_| {
-                    format!("--addr wants HOST:PORT like 127.0.0.1:8080, not {value:?}")
-                })?
+                // An IP literal, or a name such as localhost:8080 (resolved
+                // once, here, to its first address).
+                use std::net::ToSocketAddrs;
+                o.addr = value
+                    .to_socket_addrs()
+                    .ok()
+                    .and_then(|mut a| a.next())
+                    .ok_or_else(|| {
+                        format!("--addr wants HOST:PORT like 127.0.0.1:8080, not {value:?}")
+                    })?
             }
             "--threads" => {
                 o.threads = Some(
@@ -171,5 +179,67 @@ pub fn parse_or_exit_from(spec: &Spec, args: impl IntoIterator<Item = String>) -
             );
             std::process::exit(2);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(kv: bool, root: bool) -> Spec {
+        Spec {
+            name: "t",
+            about: "test",
+            default_addr: "127.0.0.1:1",
+            kv,
+            root,
+        }
+    }
+
+    fn run(s: &Spec, args: &[&str]) -> Result<Parsed, String> {
+        parse(s, args.iter().map(|a| a.to_string()))
+    }
+
+    #[test]
+    fn flags_values_and_errors() {
+        let kv = spec(true, false);
+        let Ok(Parsed::Run(o)) = run(
+            &kv,
+            &[
+                "--addr",
+                "127.0.0.1:9",
+                "--dir=/d",
+                "--fsync",
+                "everysec",
+                "--idle-timeout",
+                "0.5",
+            ],
+        ) else {
+            panic!()
+        };
+        assert_eq!(
+            (o.addr.port(), o.dir, o.fsync),
+            (9, PathBuf::from("/d"), Fsync::EverySec)
+        );
+        assert_eq!(o.idle_timeout, Duration::from_millis(500));
+        assert!(matches!(run(&kv, &["-h"]), Ok(Parsed::Help(h)) if h.contains("--fsync")));
+        for bad in [
+            &["--bogus"][..],
+            &["--threads"],
+            &["--threads", "0"],
+            &["--threads", "x"],
+            &["--fsync", "sometimes"],
+            &["--addr", "nope"],
+            &["--root", "x"],
+            &["--idle-timeout", "-1"],
+            &["extra"],
+        ] {
+            assert!(run(&kv, bad).is_err(), "{bad:?} accepted");
+        }
+        let http = spec(false, true);
+        assert!(run(&http, &["--fsync", "always"]).is_err());
+        assert!(
+            matches!(run(&http, &["--help"]), Ok(Parsed::Help(h)) if !h.contains("--fsync") && h.contains("--root"))
+        );
     }
 }
