@@ -21,10 +21,18 @@
 //!   on an existing one) is not logged.
 //!
 //! Before a connection writes a batch of replies it waits until every record
-//! appended so far is durable ([`Log::durable`] of [`Log::last_seq`]), not
-//! just its own: a `GET` must not report a value whose `SET` could still be
-//! lost in a crash. Redis does the same by sending all replies after the
-//! event loop's fsync.
+//! the replies depend on is durable ([`Log::durable`]): a write's own record
+//! (and all before it), and for a read the record that last changed (or
+//! removed) each key it shows. So a `GET` never reports a value whose `SET`
+//! could still be lost in a crash, yet a `GET` of a key nobody is writing
+//! is answered at once while other keys' writes wait for their fsync.
+//! (Redis gets the first property more bluntly, by sending every reply of
+//! an event-loop turn after that turn's fsync.) Each entry carries the
+//! sequence number of its last record; the store keeps the last removal's.
+//!
+//! Rejected: waiting for everything logged so far before every reply. It
+//! is simpler and also safe, but then one client's `SET` under
+//! `--fsync always` stalls every reader of every key.
 //!
 //! Expiry is lazy (a read of an expired key removes it) plus a sweep every
 //! [`SWEEP_EVERY`] while any key has a deadline.
@@ -45,6 +53,9 @@ struct Entry {
     val: Vec<u8>,
     /// Unix time in ms after which the key is gone.
     exp: Option<u64>,
+    /// The log record that last changed this entry (0: none): a reply that
+    /// shows the entry may be sent once that record is durable.
+    seq: u64,
 }
 
 #[derive(Default)]
@@ -53,6 +64,13 @@ struct Db {
     /// Keys with a deadline (an upper bound: expired-and-removed keys may
     /// still be counted until the next sweep recounts).
     volatile: usize,
+    /// The log record that last removed a key: a reply that shows a key
+    /// as missing may be sent once that record is durable.
+    del_seq: u64,
+    /// The sequence number the write being executed will get (set before
+    /// each write command; appends happen under the db lock, one per
+    /// command, so it is `last_seq + 1`).
+    write_seq: u64,
 }
 
 fn now_ms() -> u64 {
@@ -69,7 +87,10 @@ impl Db {
             Some(e) => e.exp.is_some_and(|t| t <= now_ms()),
         };
         if expired {
-            self.map.remove(k);
+            if let Some(e) = self.map.remove(k) {
+                // The miss now shows whatever set the deadline.
+                self.del_seq = self.del_seq.max(e.seq);
+            }
             return None;
         }
         self.map.get_mut(k)
@@ -79,7 +100,22 @@ impl Db {
         if exp.is_some() {
             self.volatile += 1;
         }
-        self.map.insert(k.to_vec(), Entry { val, exp });
+        let seq = self.write_seq;
+        self.map.insert(k.to_vec(), Entry { val, exp, seq });
+    }
+
+    /// Removes `k` as part of the write being executed.
+    fn remove(&mut self, k: &[u8]) -> bool {
+        let gone = self.map.remove(k).is_some();
+        if gone {
+            self.del_seq = self.write_seq;
+        }
+        gone
+    }
+
+    /// The record a reply showing `k` (or its absence) depends on.
+    fn dep(&self, k: &[u8]) -> u64 {
+        self.map.get(k).map_or(self.del_seq, |e| e.seq)
     }
 
     fn sweep(&mut self) {
@@ -95,8 +131,9 @@ impl Db {
 /// What to do with the connection after a command.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Flow {
-    /// Keep serving.
-    Continue,
+    /// Keep serving. Before sending the reply, wait until this log record
+    /// is durable (0: the reply depends on nothing in the log).
+    Continue(u64),
     /// Flush the replies, then close (QUIT).
     Close,
 }
@@ -207,7 +244,8 @@ impl<R: Rt> Kv<R> {
     }
 
     /// Runs one command, appending its reply to `out`. Writes are logged
-    /// but not yet durable: see [`Log::durable`].
+    /// but not yet durable: the reply may be sent once the record in
+    /// [`Flow::Continue`] is (see [`Log::durable`]).
     ///
     /// # Example
     ///
@@ -240,26 +278,70 @@ fn is(name: &[u8; 16], s: &str) -> bool {
     &name[..s.len()] == s.as_bytes() && (s.len() == 16 || name[s.len()] == 0)
 }
 
-/// Executes one command on `db`, logging normalised writes to `log`.
+/// Executes one command on `db`, logging normalised writes to `log`, and
+/// says which log record its reply depends on:
+/// - a read (GET, MGET, EXISTS, TTL, PTTL) depends on the records that last
+///   changed the keys it shows, or last removed them if they are missing:
+///   a GET of a key nobody is writing is answered at once even while other
+///   keys' writes wait for their fsync;
+/// - a write depends on everything logged so far (its own record, and what
+///   its reply reveals, e.g. `SET NX` finding a key);
+/// - DBSIZE and INFO depend on everything logged so far;
+/// - the rest (PING, ECHO, CONFIG, ...) on nothing.
 fn exec(db: &mut Db, log: Option<&Log>, args: &[&[u8]], out: &mut Vec<u8>) -> Flow {
     let Some((&raw, rest)) = args.split_first() else {
-        return Flow::Continue;
+        return Flow::Continue(0);
     };
+    let last = || log.map_or(0, |l| l.last_seq());
     let name = upper(raw);
-    let n = rest.len();
-    let is_write = [
+    let read_keys: &[&[u8]] = match () {
+        _ if is(&name, "GET") || is(&name, "TTL") || is(&name, "PTTL") => {
+            &rest[..rest.len().min(1)]
+        }
+        _ if is(&name, "MGET") || is(&name, "EXISTS") => rest,
+        _ => &[],
+    };
+    let mut need = read_keys.iter().map(|k| db.dep(k)).max().unwrap_or(0);
+    if is(&name, "DBSIZE") || is(&name, "INFO") {
+        need = last();
+    }
+    let write = is_write(&name);
+    match exec_inner(db, log, args, out) {
+        // A write: its own record and everything before it.
+        Flow::Continue(_) if write => Flow::Continue(last()),
+        Flow::Continue(_) => Flow::Continue(need),
+        Flow::Close => Flow::Close,
+    }
+}
+
+fn is_write(name: &[u8; 16]) -> bool {
+    [
         "SET", "DEL", "INCR", "DECR", "INCRBY", "DECRBY", "MSET", "EXPIRE", "PEXPIRE",
     ]
     .iter()
     .chain(&["PEXPIREAT", "FLUSHALL", "FLUSHDB"])
-    .any(|w| is(&name, w));
+    .any(|w| is(name, w))
+}
+
+/// [`exec`] without the dependency (always `Continue(0)` or `Close`).
+fn exec_inner(db: &mut Db, log: Option<&Log>, args: &[&[u8]], out: &mut Vec<u8>) -> Flow {
+    let Some((&raw, rest)) = args.split_first() else {
+        return Flow::Continue(0);
+    };
+    let name = upper(raw);
+    let n = rest.len();
+    let is_write = is_write(&name);
     if is_write && log.is_some_and(|l| l.failed()) {
         resp::error(
             out,
             "MISCONF Errors writing to the append-only log; writes are refused",
         );
-        return Flow::Continue;
+        return Flow::Continue(0);
     }
+    if is_write {
+        db.write_seq = log.map_or(0, |l| l.last_seq() + 1);
+    }
+
     let logw = |a: &[&[u8]]| {
         if let Some(l) = log {
             l.append(a);
@@ -295,7 +377,7 @@ fn exec(db: &mut Db, log: Option<&Log>, args: &[&[u8]], out: &mut Vec<u8>) -> Fl
                                 SYNTAX
                             },
                         );
-                        return Flow::Continue;
+                        return Flow::Continue(0);
                     };
                     if t <= 0 || exp.is_some() || keep_ttl {
                         resp::error(
@@ -306,7 +388,7 @@ fn exec(db: &mut Db, log: Option<&Log>, args: &[&[u8]], out: &mut Vec<u8>) -> Fl
                                 SYNTAX
                             },
                         );
-                        return Flow::Continue;
+                        return Flow::Continue(0);
                     }
                     let t = t as u64;
                     exp = Some(match () {
@@ -325,7 +407,7 @@ fn exec(db: &mut Db, log: Option<&Log>, args: &[&[u8]], out: &mut Vec<u8>) -> Fl
                     _ if is(&opt, "GET") => get = true,
                     _ => {
                         resp::error(out, SYNTAX);
-                        return Flow::Continue;
+                        return Flow::Continue(0);
                     }
                 }
                 i += 1;
@@ -345,7 +427,7 @@ fn exec(db: &mut Db, log: Option<&Log>, args: &[&[u8]], out: &mut Vec<u8>) -> Fl
                 } else {
                     resp::bulk(out, None);
                 }
-                return Flow::Continue;
+                return Flow::Continue(0);
             }
             if keep_ttl {
                 exp = old_exp;
@@ -353,7 +435,7 @@ fn exec(db: &mut Db, log: Option<&Log>, args: &[&[u8]], out: &mut Vec<u8>) -> Fl
             if exp.is_some_and(|t| t <= now_ms()) {
                 // Already past (a PXAT in the past, or replaying an old
                 // record): the key is gone.
-                if db.map.remove(k).is_some() {
+                if db.remove(k) {
                     logw(&[b"DEL", k]);
                 }
             } else {
@@ -387,7 +469,7 @@ fn exec(db: &mut Db, log: Option<&Log>, args: &[&[u8]], out: &mut Vec<u8>) -> Fl
             let mut gone = Vec::new();
             for k in rest {
                 if db.live(k).is_some() {
-                    db.map.remove(*k);
+                    db.remove(k);
                     gone.push(*k);
                 }
             }
@@ -415,12 +497,12 @@ fn exec(db: &mut Db, log: Option<&Log>, args: &[&[u8]], out: &mut Vec<u8>) -> Fl
             }
             let Some(mut by) = (if by_arg { parse_int(rest[1]) } else { Some(1) }) else {
                 resp::error(out, NOT_INT);
-                return Flow::Continue;
+                return Flow::Continue(0);
             };
             if is(&name, "DECR") || is(&name, "DECRBY") {
                 let Some(neg) = by.checked_neg() else {
                     resp::error(out, NOT_INT);
-                    return Flow::Continue;
+                    return Flow::Continue(0);
                 };
                 by = neg;
             }
@@ -430,19 +512,23 @@ fn exec(db: &mut Db, log: Option<&Log>, args: &[&[u8]], out: &mut Vec<u8>) -> Fl
                     Some(v) => (v, e.exp),
                     None => {
                         resp::error(out, NOT_INT);
-                        return Flow::Continue;
+                        return Flow::Continue(0);
                     }
                 },
                 None => (0, None),
             };
             let Some(new) = cur.checked_add(by) else {
                 resp::error(out, "ERR increment or decrement would overflow");
-                return Flow::Continue;
+                return Flow::Continue(0);
             };
             let val = new.to_string().into_bytes();
             logw(&[b"SET", k, &val, b"KEEPTTL"]);
+            let seq = db.write_seq;
             match db.map.get_mut(k) {
-                Some(e) => e.val = val,
+                Some(e) => {
+                    e.val = val;
+                    e.seq = seq;
+                }
                 None => db.set(k, val, exp),
             }
             resp::int(out, new);
@@ -475,7 +561,7 @@ fn exec(db: &mut Db, log: Option<&Log>, args: &[&[u8]], out: &mut Vec<u8>) -> Fl
             }
             let Some(t) = parse_int(rest[1]) else {
                 resp::error(out, NOT_INT);
-                return Flow::Continue;
+                return Flow::Continue(0);
             };
             let k = rest[0];
             let at = match () {
@@ -488,11 +574,12 @@ fn exec(db: &mut Db, log: Option<&Log>, args: &[&[u8]], out: &mut Vec<u8>) -> Fl
             if db.live(k).is_none() {
                 resp::int(out, 0);
             } else if at <= now_ms() as i64 {
-                db.map.remove(k);
+                db.remove(k);
                 logw(&[b"DEL", k]);
                 resp::int(out, 1);
             } else {
                 let e = db.map.get_mut(k).expect("live key is present");
+                e.seq = db.write_seq;
                 if e.exp.replace(at as u64).is_none() {
                     db.volatile += 1;
                 }
@@ -522,6 +609,7 @@ fn exec(db: &mut Db, log: Option<&Log>, args: &[&[u8]], out: &mut Vec<u8>) -> Fl
         _ if is(&name, "FLUSHALL") || is(&name, "FLUSHDB") => {
             db.map.clear();
             db.volatile = 0;
+            db.del_seq = db.write_seq;
             logw(&[b"FLUSHALL"]);
             resp::simple(out, "OK");
         }
@@ -582,12 +670,12 @@ fn exec(db: &mut Db, log: Option<&Log>, args: &[&[u8]], out: &mut Vec<u8>) -> Fl
             );
         }
     }
-    Flow::Continue
+    Flow::Continue(0)
 }
 
 fn arity(out: &mut Vec<u8>, name: &[u8]) -> Flow {
     wrong_args(out, name);
-    Flow::Continue
+    Flow::Continue(0)
 }
 
 impl<R: Rt> Service for Kv<R> {
@@ -596,13 +684,16 @@ impl<R: Rt> Service for Kv<R> {
         loop {
             let mut close = false;
             let mut want = 0;
+            // The log record the batch's replies depend on.
+            let mut need = 0;
             // Step 1 of `crate::buf`: run every buffered command.
             while c.out.len() < OUT_HIGH_WATER {
                 let (inp, out) = c.split();
                 let used = match parse_command(inp) {
                     Cmd::Complete(args, len) => {
-                        if self.exec(&args, out) == Flow::Close {
-                            close = true;
+                        match self.exec(&args, out) {
+                            Flow::Continue(seq) => need = need.max(seq),
+                            Flow::Close => close = true,
                         }
                         len
                     }
@@ -621,9 +712,10 @@ impl<R: Rt> Service for Kv<R> {
                     break;
                 }
             }
-            // Acknowledge nothing that is not durable yet.
+            // Acknowledge nothing that is not durable yet, and show nothing
+            // that a crash could still take back.
             if let Some(log) = &self.log {
-                if !c.out.is_empty() && log.durable(&self.rt, log.last_seq()).await.is_err() {
+                if need > 0 && log.durable(&self.rt, need).await.is_err() {
                     return;
                 }
             }
@@ -748,6 +840,33 @@ mod tests {
         assert!(err(run(&kv, "SELECT 1")).contains("out of range"));
         assert!(err(run(&kv, "HELLO 3")).starts_with("ERR unknown command 'HELLO'"));
         assert!(matches!(run(&kv, "INFO"), Reply::Bulk(Some(i)) if i.starts_with(b"# Server")));
+    }
+
+    #[test]
+    fn replies_wait_only_for_the_records_they_show() {
+        let dir = crate::log::tests::temp_dir("kv-deps");
+        let (kv, _) = Kv::open(Threads, &dir, Fsync::Always).unwrap();
+        let flow = |cmd: &str| {
+            let args: Vec<&[u8]> = cmd.split(' ').map(str::as_bytes).collect();
+            kv.exec(&args, &mut Vec::new())
+        };
+        assert_eq!(flow("SET a 1"), Flow::Continue(1));
+        assert_eq!(flow("SET b 2"), Flow::Continue(2));
+        assert_eq!(flow("GET a"), Flow::Continue(1), "shows a's record only");
+        assert_eq!(flow("GET nobody"), Flow::Continue(0), "no removal yet");
+        assert_eq!(flow("MGET a b"), Flow::Continue(2));
+        assert_eq!(flow("INCR a"), Flow::Continue(3));
+        assert_eq!(flow("TTL a"), Flow::Continue(3));
+        assert_eq!(flow("DEL a"), Flow::Continue(4));
+        assert_eq!(flow("GET a"), Flow::Continue(4), "the miss shows the DEL");
+        assert_eq!(
+            flow("SET b 9 NX"),
+            Flow::Continue(4),
+            "a refused write shows state"
+        );
+        assert_eq!(flow("DBSIZE"), Flow::Continue(4));
+        assert_eq!(flow("PING"), Flow::Continue(0));
+        assert_eq!(flow("QUIT"), Flow::Close);
     }
 
     #[test]
