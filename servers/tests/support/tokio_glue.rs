@@ -44,10 +44,13 @@ impl Rt for TokioRt {
         let (mode, handle) = (self.mode, self.handle.clone());
         async move {
             match mode {
-                BlockMode::SpawnBlocking => handle
-                    .spawn_blocking(f)
-                    .await
-                    .expect("blocking call panicked"),
+                BlockMode::SpawnBlocking => match handle.spawn_blocking(f).await {
+                    Ok(r) => r,
+                    Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                    // The runtime is shutting down and dropped the call; so
+                    // is this task: never complete.
+                    Err(_) => std::future::pending().await,
+                },
                 BlockMode::BlockInPlace => tokio::task::block_in_place(f),
             }
         }
