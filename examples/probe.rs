@@ -6,6 +6,7 @@
 //!
 //! ```text
 //! cargo run --release --example probe -- http     # 90% GET / + 10% /block?us=1000
+//! cargo run --release --example probe -- short    # 50% GET / + 50% /block?us=10
 //! cargo run --release --example probe -- kv       # 90% GET + 10% SET, fsync always
 //! cargo run --release --example probe -- kvno     # 50% GET + 50% SET, fsync no
 //! ```
@@ -51,7 +52,9 @@ fn threads() -> Vec<(String, u64, u64, u64)> {
 fn main() {
     let which = std::env::args().nth(1).unwrap_or("http".into());
     for side in [Side::Handoff, Side::TokioSpawnBlocking] {
-        let (server, proto, mix) = if which == "http" {
+        let (server, proto, mix) = if which == "short" {
+            (Server::Http, Proto::Http, http_mix(1, 1, 10))
+        } else if which == "http" {
             (Server::Http, Proto::Http, http_mix(9, 1, 1000))
         } else if which == "kvno" {
             (
