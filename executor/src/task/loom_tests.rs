@@ -47,10 +47,8 @@ impl Sched {
         Sched(Arc::new(Inner {
             queue: Mutex::new(VecDeque::new()),
             released: AtomicUsize::new(0),
-            // One shard: ids come from a process-wide counter, so with more
-            // shards the shard (a loom object) would change between
-            // iterations and the model would not be deterministic.
-            owned: OwnedTasks::with_shards(1),
+            // One shard under loom whatever is asked (see `LOOM_SHARDS`).
+            owned: OwnedTasks::new(),
         }))
     }
 
