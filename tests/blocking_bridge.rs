@@ -577,3 +577,35 @@ fn exit_after_a_retake_takes_an_idle_slot_in_the_same_poll() {
         assert_eq!(polls, 1, "an idle-slot exit continues in the same poll");
     });
 }
+
+#[test]
+fn a_loop_of_fast_calls_yields_to_the_tasks_behind_it() {
+    const CALLS: usize = 10_000;
+    watchdog(60, "cooperative budget", || {
+        // One slot, no retake: only the cooperative budget lets B run while
+        // A is still looping over fast calls.
+        let rt = Runtime::builder()
+            .worker_threads(1)
+            .retake_after(NEVER)
+            .build()
+            .unwrap();
+        let seen_at = rt
+            .block_on(rt.spawn(async {
+                let flag = Arc::new(AtomicUsize::new(0));
+                let f = flag.clone();
+                let b = handoff::spawn(async move { f.store(1, Ordering::SeqCst) });
+                let mut seen_at = None;
+                for i in 0..CALLS {
+                    handoff::blocking(getpid).await;
+                    if seen_at.is_none() && flag.load(Ordering::SeqCst) == 1 {
+                        seen_at = Some(i);
+                    }
+                }
+                b.await.unwrap();
+                seen_at
+            }))
+            .unwrap();
+        let at = seen_at.expect("B never ran during A's 10 000 calls");
+        assert!(at < CALLS / 2, "B ran only after call {at}");
+    });
+}
