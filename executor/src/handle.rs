@@ -203,6 +203,15 @@ impl std::fmt::Debug for Handle {
 
 /// Makes a runtime current on this thread (`Handle::enter`); restores the
 /// previous one on drop.
+///
+/// ```
+/// let rt = handoff_executor::Runtime::new().unwrap();
+/// {
+///     let _guard = rt.handle().enter();
+///     assert!(handoff_executor::Handle::try_current().is_some());
+/// }
+/// assert!(handoff_executor::Handle::try_current().is_none());
+/// ```
 pub struct EnterGuard {
     _current: context::CurrentGuard,
     _reactor: handoff_reactor::EnterGuard,
@@ -391,7 +400,14 @@ impl Handle {
         }
     }
 
-    /// The reactor this runtime's threads drive.
+    /// The reactor this runtime's threads drive (for registering sources
+    /// from outside a runtime thread).
+    ///
+    /// ```
+    /// let rt = handoff_executor::Runtime::new().unwrap();
+    /// let reactor = rt.handle().reactor().clone();
+    /// reactor.wake(); // harmless when nobody waits in it
+    /// ```
     pub fn reactor(&self) -> &handoff_reactor::Handle {
         &self.shared.reactor
     }
