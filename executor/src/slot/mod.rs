@@ -24,6 +24,7 @@
 //! - counters: written by the owner only (a load and a store, no RMW: one
 //!   writer at a time), read by metrics.
 pub(crate) mod state;
+pub(crate) mod watch;
 
 use crate::clock::Stamp;
 use crate::loom::{AtomicU64, Ordering, UnsafeCell};
