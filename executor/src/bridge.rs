@@ -20,7 +20,7 @@
 //! 2. Move its LIFO task into its ring, where thieves can reach it while
 //!    the thread is away.
 //! 3. Write the entry stamp, park the core in the slot, store
-//!    `tick + 1 | Syscall` (`SeqCst`; `Slot::enter_call`).
+//!    `tick + 1 | Syscall` (`Release`; `Slot::enter_call`).
 //! 4. Load the monitor's next look; only if it is later than the call's due
 //!    time (`stamp + retake_after`), wake it (`slot/watch.rs`).
 //!
@@ -43,7 +43,8 @@
 //! without waiting for the monitor. Its exit takes an idle core or is slow.
 //!
 //! The fast path (enter + exit) is a TLS load, a few plain stores, one
-//! `SeqCst` store, one load and compare of the monitor's next look and one CAS: no lock, no
+//! `Release` store, a `SeqCst` fence, one load and compare of the monitor's
+//! next look, and one CAS: no lock, no
 //! system call, and the time stamp is the CPU's counter (`clock.rs`).
 use crate::clock;
 use crate::context;

@@ -310,8 +310,8 @@ fn run(shared: Arc<Shared>) {
         // before we would look.
         signal.publish(next);
         let missed = shared.slots.iter().zip(seen.iter()).any(|(s, seen)| {
-            // SeqCst pairs with enter's SeqCst store of `Syscall`.
-            let w = s.state.load_seqcst();
+            // Ordered after our `publish` by its fence (slot/watch.rs).
+            let w = s.state.load();
             w.status() == Status::Syscall
                 && w.tick() != seen.tick
                 // Relaxed: as in the scan.

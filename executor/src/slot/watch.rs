@@ -11,26 +11,31 @@
 //!
 //! ## Protocol, both sides
 //! enter (the owner of slot S, a call due at `due = stamp + retake_after`):
-//! 1. store `tick + 1 | Syscall` into S's word (`SeqCst`, `Slot::enter_call`);
-//! 2. load `next_look` (`SeqCst`); if it is `<= due`, done: the monitor
-//!    looks in time (one load and a compare on the fast path);
+//! 1. store `tick + 1 | Syscall` into S's word (`Slot::enter_call`);
+//! 2. `SeqCst` fence, load `next_look`; if it is `<= due`, done: the
+//!    monitor looks in time (a fence, one load and a compare on the fast
+//!    path; on x86-64 the fence is the `mfence` that a `SeqCst` store would
+//!    have cost as an `xchg` anyway);
 //! 3. else CAS `next_look` from the loaded value to `WOKEN`; the one `enter`
 //!    that wins stores `FUTEX_WOKEN` into the futex word and makes the
 //!    `futex_wake` system call. A failed CAS re-reads and decides again.
 //!
 //! monitor, before it sleeps until `D` (`NEVER` for no deadline):
-//! 1. store `D` into `next_look` (`SeqCst`, [`Signal::publish`]);
-//! 2. load every slot's word again (`SeqCst`): a call it has not seen whose
-//!    due time is before `D` means do not sleep, run another round;
+//! 1. store `D` into `next_look`, `SeqCst` fence ([`Signal::publish`]);
+//! 2. load every slot's word again: a call it has not seen whose due time
+//!    is before `D` means do not sleep, run another round;
 //! 3. sleep on the futex word (`FUTEX_IDLE`) until `D`; a `FUTEX_WOKEN`
 //!    left by an `enter` makes the sleep return at once.
 //!
 //! ## Why no wake-up is lost
-//! The two `SeqCst` stores and two `SeqCst` loads are in one total order
-//! (Dekker). If the enter's load (2) comes before the monitor's store (1),
-//! then so does the enter's store of `Syscall`, and the monitor's re-check
-//! (2) sees the call and does not sleep past it. Otherwise the enter loads
-//! `D` (or a later value) and wakes the monitor if `D` is too late. The
+//! The two `SeqCst` fences are in one total order (Dekker). If the enter's
+//! fence comes first, the monitor's re-check after its own fence sees the
+//! enter's `Syscall` store and does not sleep past the call. Otherwise the
+//! enter's load after its fence sees `D` (or a later value) and wakes the
+//! monitor if `D` is too late. Fences rather than `SeqCst` accesses: loom
+//! models `SeqCst` loads and stores as acquire/release only, so the model
+//! checks exactly this code (a `SeqCst` store/load pair lost a wake-up
+//! under loom, as loom warns it may). The
 //! futex word carries a wake that lands between the monitor's re-check and
 //! its `futex_wait`: the kernel compares the word and refuses to sleep.
 //! A wake that finds the monitor awake only makes its next sleep return at
@@ -42,7 +47,7 @@
 //! while the monitor sleeps pays a wake, or the monitor must never sleep
 //! longer than `retake_after` while calls come (it polled).
 use crate::clock::Stamp;
-use crate::loom::{AtomicU32, AtomicU64, Ordering};
+use crate::loom::{fence, AtomicU32, AtomicU64, Ordering};
 use std::time::Instant;
 
 /// `next_look` while the monitor sleeps with no deadline.
@@ -101,9 +106,11 @@ impl Signal {
     #[inline]
     pub(crate) fn call_entered(&self, stamp: Stamp) {
         let due = stamp.wrapping_add(self.retake_after);
-        // SeqCst pairs with the SeqCst store in `publish` (the Dekker pair
-        // in the module header).
-        let look = self.next_look.load(Ordering::SeqCst);
+        // Pairs with the fence in `publish` (the Dekker pair in the module
+        // header): orders our `Syscall` store before the load below.
+        fence(Ordering::SeqCst);
+        // Relaxed: ordered by the fence above.
+        let look = self.next_look.load(Ordering::Relaxed);
         if look > due {
             self.wake_for(due, look);
         }
@@ -135,16 +142,22 @@ impl Signal {
     }
 
     fn wake_futex(&self) {
-        // Release pairs with the Acquire swap in `sleep`.
-        self.word.store(FUTEX_WOKEN, Ordering::Release);
+        // Release pairs with the Acquire swap in `sleep`. A swap, not a
+        // store (as `Unparker::unpark`): under loom a plain store here let
+        // the woken monitor read its own older swap of FUTEX_IDLE and sleep
+        // again (a false deadlock in `loom_watch_enter_vs_park`); the RMW
+        // costs nothing that matters on this cold path.
+        self.word.swap(FUTEX_WOKEN, Ordering::Release);
         self.futex_wake();
     }
 
     /// The monitor's step 1: it will next look at `next` (`NEVER`: only
-    /// when woken). The caller re-checks the slots (`SeqCst`) afterwards.
+    /// when woken). The caller re-checks the slots afterwards.
     pub(crate) fn publish(&self, next: Stamp) {
-        // SeqCst pairs with the SeqCst load in `call_entered`.
-        self.next_look.store(next, Ordering::SeqCst);
+        // Relaxed: ordered before the caller's re-check by the fence.
+        self.next_look.store(next, Ordering::Relaxed);
+        // Pairs with the fence in `call_entered` (module header).
+        fence(Ordering::SeqCst);
     }
 
     /// Did an `enter` claim a wake since the last `publish`? (For the
@@ -217,7 +230,7 @@ mod tests {
     /// the call (in the re-check or after waking).
     fn monitor_round(s: &Slot<u32, u32>, sig: &Signal, look: Stamp, seen_tick: u64) -> bool {
         sig.publish(look);
-        let w = s.state.load_seqcst();
+        let w = s.state.load();
         if w.status() == Status::Syscall && w.tick() != seen_tick {
             return true; // re-check: run another round instead of sleeping
         }
@@ -227,13 +240,21 @@ mod tests {
         w.tick() != seen_tick
     }
 
-    /// enter against a monitor going to sleep with no deadline: in every
-    /// interleaving the monitor either sees the call in its re-check or is
-    /// woken by the enter (a lost wake-up would leave the monitor asleep
-    /// forever, which loom reports as a deadlock).
+    /// enter against a monitor going to sleep with no deadline, or with a
+    /// deadline later than the call's due time (modelled as "until woken":
+    /// the sleep would last past the due time): in every interleaving the
+    /// monitor either sees the call in its re-check or is woken by the enter
+    /// (a lost wake-up leaves the monitor asleep for good, which loom
+    /// reports as a deadlock).
     #[test]
     fn loom_watch_enter_vs_park() {
-        loom::model(|| {
+        for look in [NEVER, 5 + R + 1] {
+            enter_vs_park(look);
+        }
+    }
+
+    fn enter_vs_park(look: Stamp) {
+        loom::model(move || {
             let s = slot();
             let sig = Arc::new(Signal::new(R));
             // The monitor was awake (its last deadline has passed).
@@ -244,10 +265,7 @@ mod tests {
                 let _tick = s2.enter_call(Box::new(7), stamp);
                 sig2.call_entered(stamp);
             });
-            assert!(
-                monitor_round(&s, &sig, NEVER, 0),
-                "the monitor saw the call"
-            );
+            assert!(monitor_round(&s, &sig, look, 0), "the monitor saw the call");
             enter.join().unwrap();
         });
     }
