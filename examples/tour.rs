@@ -92,6 +92,10 @@ fn main() {
             "  threads spawned / alive     {:>3} / {:<4}  slots stay at {WORKERS}; threads are what sit in the kernel",
             m.threads_spawned, m.threads_alive
         );
+        println!(
+            "  monitor wakes               {:>8}   the monitor thread checking for calls to retake",
+            m.monitor_wakes
+        );
     }
     println!(
         "\nhandoff runs a blocking call inline on the worker that polled the task (no hop to a pool); \

@@ -35,6 +35,25 @@ pub const READ_CHUNK: usize = 16 * 1024;
 pub const OUT_HIGH_WATER: usize = 64 * 1024;
 
 /// A connection with its input and output buffers.
+///
+/// # Example
+///
+/// ```
+/// use futures::io::AsyncWriteExt;
+/// use handoff_servers::{buf::ConnBuf, duplex::pipe, Activity};
+/// let (mut client, server) = pipe(1024);
+/// let mut c = ConnBuf::new(server, Activity::detached());
+/// futures::executor::block_on(async {
+///     client.write_all(b"PING\r\n").await.unwrap();
+///     c.fill(0).await.unwrap();
+///     assert_eq!(c.input(), b"PING\r\n");
+///     let (input, out) = c.split();
+///     out.extend_from_slice(if input.starts_with(b"PING") { b"+PONG\r\n" } else { b"-ERR\r\n" });
+///     c.consume(6);
+///     c.flush().await.unwrap();
+/// });
+/// assert_eq!(client.unread_by_peer(), 0);
+/// ```
 pub struct ConnBuf<S> {
     io: S,
     inp: Vec<u8>,

@@ -451,6 +451,26 @@ fn content_type(path: &Path) -> &'static str {
 }
 
 /// The HTTP service; see the module docs.
+///
+/// # Example
+///
+/// Serving one pipelined pair of requests over an in-memory pipe:
+///
+/// ```
+/// use std::sync::Arc;
+/// use futures::io::{AsyncReadExt, AsyncWriteExt};
+/// use handoff_servers::{duplex::pipe, http::{Http, HttpConfig}, Activity, Service, Threads};
+/// let (mut client, server) = pipe(4096);
+/// let svc = Arc::new(Http::new(Threads, HttpConfig::demo("/nonexistent")));
+/// std::thread::spawn(move || futures::executor::block_on(svc.serve(server, Activity::detached())));
+/// futures::executor::block_on(async {
+///     client.write_all(b"GET / HTTP/1.1\r\n\r\nGET /x HTTP/1.1\r\nConnection: close\r\n\r\n").await.unwrap();
+///     let mut all = String::new();
+///     client.read_to_string(&mut all).await.unwrap();
+///     assert!(all.starts_with("HTTP/1.1 200 OK"));
+///     assert!(all.contains("HTTP/1.1 404 Not Found"));
+/// });
+/// ```
 pub struct Http<R> {
     rt: R,
     cfg: HttpConfig,
@@ -615,7 +635,7 @@ impl<R: Rt> Service for Http<R> {
 mod tests {
     use super::*;
     use crate::duplex::pipe;
-    use crate::test_rt::Threads;
+    use crate::rt::Threads;
     use futures::io::{AsyncReadExt, AsyncWriteExt};
 
     fn p(b: &[u8]) -> Parse<'_> {

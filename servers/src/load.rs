@@ -64,6 +64,19 @@ pub struct Spec {
 }
 
 /// Results of a run.
+///
+/// # Example
+///
+/// ```
+/// use std::time::Duration;
+/// let r = handoff_servers::load::Report {
+///     elapsed: Duration::from_secs(1),
+///     latencies: vec![vec![1_000, 2_000, 3_000, 4_000]],
+///     errors: 0,
+/// };
+/// assert_eq!((r.rps(), r.count(0)), (4.0, 4));
+/// assert_eq!(r.percentile(0, 50.0), Duration::from_nanos(3_000));
+/// ```
 #[derive(Clone, Debug, Default)]
 pub struct Report {
     /// Measured wall time.
