@@ -329,7 +329,15 @@ impl Log {
                 } else {
                     st.written
                 };
-                if done >= seq {
+                // A sequence number from the future cannot be waited for: no
+                // round would ever reach it, and a leader would spin on
+                // empty rounds. Callers only pass numbers `append` gave.
+                debug_assert!(
+                    seq <= st.appended,
+                    "durable({seq}) past the last record {}",
+                    st.appended
+                );
+                if done >= seq.min(st.appended) {
                     return Poll::Ready(Ok(None));
                 }
                 if !st.leading {
