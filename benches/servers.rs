@@ -1,8 +1,8 @@
 //! The servers on handoff vs the same servers on tokio, over loopback.
 //!
-//! `cargo bench --bench servers` (about 1.5 minutes; `HANDOFF_BENCH_ROUNDS`
-//! and `HANDOFF_BENCH_SECS` change the rounds, default 3, and the seconds
-//! per run, default 2; `HANDOFF_BENCH_FILTER=kv` runs the scenarios whose
+//! `cargo bench --bench servers` (about 2 minutes; `HANDOFF_BENCH_ROUNDS`
+//! and `HANDOFF_BENCH_SECS` change the rounds, default 5, and the seconds
+//! per run, default 1.5; `HANDOFF_BENCH_FILTER=kv` runs the scenarios whose
 //! name contains `kv`).
 //!
 //! Scenarios, 50 connections each, 2 worker threads on both runtimes:
@@ -61,8 +61,8 @@ fn env_or<T: std::str::FromStr>(k: &str, d: T) -> T {
 }
 
 fn main() {
-    let rounds: usize = env_or("HANDOFF_BENCH_ROUNDS", 3);
-    let secs: f64 = env_or("HANDOFF_BENCH_SECS", 2.0);
+    let rounds: usize = env_or("HANDOFF_BENCH_ROUNDS", 5);
+    let secs: f64 = env_or("HANDOFF_BENCH_SECS", 1.5);
     let duration = Duration::from_secs_f64(secs);
     let warmup = Duration::from_millis(300);
     let both = vec![Side::Handoff, Side::TokioSpawnBlocking];
