@@ -87,6 +87,25 @@ fn main() {
                 r.percentile(0, 99.0),
                 t.len()
             );
+            // Where the tail sits: a cluster near 10 ms would be the
+            // monitor's "retake after 10 ms regardless" rule.
+            let buckets = [0.1, 0.5, 1.0, 2.0, 5.0, 9.0, 11.0, 20.0, f64::INFINITY];
+            let mut counts = vec![0usize; buckets.len()];
+            for &ns in &r.latencies[0] {
+                let ms = ns as f64 / 1e6;
+                counts[buckets.iter().position(|&b| ms < b).unwrap()] += 1;
+            }
+            println!(
+                "   fast-class latency histogram (ms upper bound: count): {}; p99.9 {:?}, max {:?}",
+                buckets
+                    .iter()
+                    .zip(&counts)
+                    .map(|(b, c)| format!("<{b}: {c}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                r.percentile(0, 99.9),
+                r.percentile(0, 100.0)
+            );
             for x in t.iter().take(8) {
                 println!(
                     "   {:<20} cpu {:>5} vol {:>8} invol {:>6}",
