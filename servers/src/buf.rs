@@ -62,6 +62,8 @@ pub struct ConnBuf<S> {
     /// Pending output; the protocol appends, [`ConnBuf::flush`] writes it.
     pub out: Vec<u8>,
     activity: Activity,
+    /// Whether a read counts as progress (see [`ConnBuf::reads_are_progress`]).
+    read_progress: bool,
 }
 
 impl<S: Conn> ConnBuf<S> {
@@ -74,7 +76,22 @@ impl<S: Conn> ConnBuf<S> {
             end: 0,
             out: Vec::with_capacity(READ_CHUNK),
             activity,
+            read_progress: true,
         }
+    }
+
+    /// Whether bytes read count as progress for the idle reaper (default:
+    /// yes). The HTTP server turns this off and calls [`ConnBuf::touch`]
+    /// per whole request instead, so a client that trickles a head one
+    /// byte at a time (slowloris) is closed after the idle timeout like
+    /// a silent one.
+    pub fn reads_are_progress(&mut self, yes: bool) {
+        self.read_progress = yes;
+    }
+
+    /// Records progress for the idle reaper.
+    pub fn touch(&self) {
+        self.activity.touch();
     }
 
     /// The bytes read but not yet consumed.
@@ -128,7 +145,7 @@ impl<S: Conn> ConnBuf<S> {
         }
         let n = self.io.read(&mut self.inp[self.end..]).await?;
         self.end += n;
-        if n > 0 {
+        if n > 0 && self.read_progress {
             self.activity.touch();
         }
         Ok(n)

@@ -27,6 +27,10 @@
 //! 5. The request is complete once its body (which no route uses) is
 //!    buffered; the body is then skipped, keeping pipelined requests in step.
 //!
+//! A whole request, not a byte, counts as progress for the idle reaper:
+//! a client that trickles its head one byte at a time (slowloris) is
+//! closed after the idle timeout, like a silent one.
+//!
 //! After an error response the connection is closed: once framing is in
 //! doubt, the next byte cannot be trusted to start a request.
 //!
@@ -567,6 +571,8 @@ impl<R: Rt> Http<R> {
 impl<R: Rt> Service for Http<R> {
     async fn serve<S: Conn>(self: Arc<Self>, conn: S, activity: Activity) {
         let mut c = ConnBuf::new(conn, activity);
+        // A request, not a byte, is progress: see `ConnBuf::reads_are_progress`.
+        c.reads_are_progress(false);
         let mut scan = Scan::default();
         loop {
             let mut close = false;
@@ -604,6 +610,7 @@ impl<R: Rt> Service for Http<R> {
                     }
                 };
                 c.consume(len);
+                c.touch();
                 scan = Scan::default();
                 self.act(action, &mut c.out, head, keep, minor).await;
                 if !keep {
