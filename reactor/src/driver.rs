@@ -282,7 +282,11 @@ impl PollerGuard {
         lock(&inner.timers).fire_expired(Instant::now(), &mut state.wakers);
         let fired = state.wakers.len();
         for w in state.wakers.drain(..) {
-            w.wake();
+            // A waker is user code: one that panics must not unwind the
+            // thread driving the reactor (a worker holding a slot, or a
+            // `block_on` caller) nor leave the turn's other wakers unwoken.
+            // The panic hook has reported it; the payload is dropped.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| w.wake()));
         }
         if blocking {
             let _delivered_by_return = inner.wake.transition_to_idle();
