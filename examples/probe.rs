@@ -5,6 +5,8 @@
 //! A diagnostic for the scheduler, not a benchmark (one run, no rounds).
 //!
 //! ```text
+//! cargo run --release --example probe -- hello    # GET / only
+//! cargo run --release --example probe -- file     # 50% GET / + 50% GET /file/small.txt
 //! cargo run --release --example probe -- http     # 90% GET / + 10% /block?us=1000
 //! cargo run --release --example probe -- short    # 50% GET / + 50% /block?us=10
 //! cargo run --release --example probe -- kv       # 90% GET + 10% SET, fsync always
@@ -52,7 +54,11 @@ fn threads() -> Vec<(String, u64, u64, u64)> {
 fn main() {
     let which = std::env::args().nth(1).unwrap_or("http".into());
     for side in [Side::Handoff, Side::TokioSpawnBlocking] {
-        let (server, proto, mix) = if which == "short" {
+        let (server, proto, mix) = if which == "file" {
+            (Server::Http, Proto::Http, http_file_mix(1, 1))
+        } else if which == "hello" {
+            (Server::Http, Proto::Http, http_mix(1, 0, 0))
+        } else if which == "short" {
             (Server::Http, Proto::Http, http_mix(1, 1, 10))
         } else if which == "http" {
             (Server::Http, Proto::Http, http_mix(9, 1, 1000))
