@@ -245,7 +245,7 @@ fn inside() {
         handles.push((i, parent, waiter, victim));
     }
     let (p2, w2, v2) = (parents.clone(), waiters.clone(), victims.clone());
-    let children_joined = rt.block_on(async move {
+    rt.block_on(async move {
         for (i, p, w, v) in handles {
             let r = p.await;
             p2.joined(i, &r);
@@ -256,7 +256,6 @@ fn inside() {
             v2.joined(i, &r);
         }
     });
-    let () = children_joined;
     let m = rt.metrics();
     drop(rt);
     assert_eq!(parents.check(n, true).0, n);

@@ -103,7 +103,7 @@ fn round(r: usize, rng: &mut XorShift) {
     started_rx
         .recv_timeout(Duration::from_secs(30))
         .expect("a blocking call started");
-    if r % 2 == 0 {
+    if r & 1 == 0 {
         drop(rt);
     } else {
         rt.shutdown_timeout(Duration::from_millis(rng.below(5)));
