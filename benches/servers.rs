@@ -1,2 +1,197 @@
-// Replaced by its issue's benchmark.
-fn main() {}
+//! The servers on handoff vs the same servers on tokio, over loopback.
+//!
+//! `cargo bench --bench servers` (about 1.5 minutes; `HANDOFF_BENCH_ROUNDS`
+//! and `HANDOFF_BENCH_SECS` change the rounds, default 3, and the seconds
+//! per run, default 2; `HANDOFF_BENCH_FILTER=kv` runs the scenarios whose
+//! name contains `kv`).
+//!
+//! Scenarios, 50 connections each, 2 worker threads on both runtimes:
+//! - plain: HTTP `GET /`; kv 50% GET / 50% SET with `--fsync no`;
+//! - mixed: HTTP 90% `GET /` + 10% `GET /block?us=1000` (a 1 ms `nanosleep`
+//!   inside the runtime's blocking call); kv 90% GET + 10% SET with
+//!   `--fsync always` (an `fdatasync` per group commit).
+//!   handoff runs blocking calls with `handoff::blocking`; tokio once with
+//!   `spawn_blocking` and once with `block_in_place`.
+//!
+//! Fairness (see `examples/support/compare.rs`): same server code, same
+//! worker count, a fresh runtime per run, the same closed-loop load
+//! generator on its own thread, the runtimes interleaved round by round so
+//! drift in machine load hits all of them. Reported: medians over rounds of
+//! requests/s (all classes) and the p50/p99 latency of the fast class.
+#[path = "../examples/support/compare.rs"]
+mod compare;
+#[path = "../examples/support/handoff_glue.rs"]
+mod glue;
+#[path = "../servers/tests/support/tokio_glue.rs"]
+mod tokio_glue;
+
+use std::time::Duration;
+
+use compare::{drive, http_mix, kv_mix, median, run, Server, Side};
+use handoff_servers::load::Proto;
+use handoff_servers::log::Fsync;
+
+const WORKERS: usize = 2;
+const CONNECTIONS: usize = 50;
+
+struct Scenario {
+    name: &'static str,
+    server: Server,
+    proto: Proto,
+    mix: Vec<handoff_servers::load::Class>,
+    sides: Vec<Side>,
+}
+
+#[derive(Default)]
+struct Samples {
+    rps: Vec<f64>,
+    p50: Vec<f64>,
+    p99: Vec<f64>,
+    errors: u64,
+    fast_exits: Vec<f64>,
+    slow_exits: Vec<f64>,
+    retakes: Vec<f64>,
+}
+
+fn env_or<T: std::str::FromStr>(k: &str, d: T) -> T {
+    std::env::var(k)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(d)
+}
+
+fn main() {
+    let rounds: usize = env_or("HANDOFF_BENCH_ROUNDS", 3);
+    let secs: f64 = env_or("HANDOFF_BENCH_SECS", 2.0);
+    let duration = Duration::from_secs_f64(secs);
+    let warmup = Duration::from_millis(300);
+    let both = vec![Side::Handoff, Side::TokioSpawnBlocking];
+    let all = vec![
+        Side::Handoff,
+        Side::TokioSpawnBlocking,
+        Side::TokioBlockInPlace,
+    ];
+    let scenarios = [
+        Scenario {
+            name: "plain: HTTP GET /",
+            server: Server::Http,
+            proto: Proto::Http,
+            mix: http_mix(1, 0, 0),
+            sides: both.clone(),
+        },
+        Scenario {
+            name: "plain: kv 50% GET + 50% SET, fsync no",
+            server: Server::Kv(Fsync::No),
+            proto: Proto::Resp,
+            mix: kv_mix(1, 1),
+            sides: both,
+        },
+        Scenario {
+            name: "mixed: HTTP 90% GET / + 10% /block?us=1000",
+            server: Server::Http,
+            proto: Proto::Http,
+            mix: http_mix(9, 1, 1000),
+            sides: all.clone(),
+        },
+        Scenario {
+            name: "mixed: kv 90% GET + 10% SET, fsync always",
+            server: Server::Kv(Fsync::Always),
+            proto: Proto::Resp,
+            mix: kv_mix(9, 1),
+            sides: all,
+        },
+    ];
+    println!(
+        "servers: {CONNECTIONS} connections, {WORKERS} workers each, {rounds} rounds x {secs:.1} s (+{} ms warmup), medians; load generator: 1 thread, closed loop",
+        warmup.as_millis()
+    );
+    let filter = std::env::var("HANDOFF_BENCH_FILTER").unwrap_or_default();
+    for sc in scenarios.iter().filter(|s| s.name.contains(&filter)) {
+        let mut samples: Vec<Samples> = sc.sides.iter().map(|_| Samples::default()).collect();
+        for round in 0..rounds {
+            // Alternate the order so neither runtime always goes first.
+            let mut order: Vec<usize> = (0..sc.sides.len()).collect();
+            if round % 2 == 1 {
+                order.reverse();
+            }
+            for i in order {
+                let mix = sc.mix.clone();
+                let out = run(sc.sides[i], sc.server, WORKERS, |addr| {
+                    drive(addr, sc.proto, mix, CONNECTIONS, warmup, duration)
+                });
+                let s = &mut samples[i];
+                s.rps.push(out.report.rps());
+                s.p50
+                    .push(out.report.percentile(0, 50.0).as_secs_f64() * 1e3);
+                s.p99
+                    .push(out.report.percentile(0, 99.0).as_secs_f64() * 1e3);
+                s.errors += out.report.errors;
+                if let Some(m) = out.metrics {
+                    s.fast_exits.push(m.blocking_fast_exits as f64);
+                    s.slow_exits.push(m.blocking_slow_exits as f64);
+                    s.retakes.push(m.retakes as f64);
+                }
+            }
+        }
+        println!("\n== {}", sc.name);
+        println!(
+            "{:<24} {:>10} {:>11} {:>11} {:>7}   {:>14} {:>14}",
+            "runtime", "req/s", "p50 fast", "p99 fast", "errors", "req/s vs best", "p99 vs best"
+        );
+        let med: Vec<(f64, f64, f64)> = samples
+            .iter()
+            .map(|s| {
+                (
+                    median(s.rps.clone()),
+                    median(s.p50.clone()),
+                    median(s.p99.clone()),
+                )
+            })
+            .collect();
+        // The best tokio variant: highest throughput; lowest p99 separately.
+        let tokio_best_rps = sc
+            .sides
+            .iter()
+            .zip(&med)
+            .filter(|(s, _)| **s != Side::Handoff)
+            .map(|(_, m)| m.0)
+            .fold(0.0, f64::max);
+        let tokio_best_p99 = sc
+            .sides
+            .iter()
+            .zip(&med)
+            .filter(|(s, _)| **s != Side::Handoff)
+            .map(|(_, m)| m.2)
+            .fold(f64::INFINITY, f64::min);
+        for (i, side) in sc.sides.iter().enumerate() {
+            let (rps, p50, p99) = med[i];
+            let ratio = if *side == Side::Handoff {
+                format!(
+                    "{:>13.2}x {:>13.2}x",
+                    rps / tokio_best_rps,
+                    p99 / tokio_best_p99
+                )
+            } else {
+                String::new()
+            };
+            println!(
+                "{:<24} {:>10.0} {:>8.3} ms {:>8.3} ms {:>7}   {ratio}",
+                side.label(),
+                rps,
+                p50,
+                p99,
+                samples[i].errors
+            );
+        }
+        let h = &samples[0];
+        if !h.fast_exits.is_empty() {
+            println!(
+                "handoff metrics (median per run): blocking_fast_exits {:.0}, blocking_slow_exits {:.0}, retakes {:.0}",
+                median(h.fast_exits.clone()),
+                median(h.slow_exits.clone()),
+                median(h.retakes.clone())
+            );
+        }
+    }
+    println!("\n(req/s vs best: handoff / best tokio variant, higher is better; p99 vs best: lower is better)");
+}

@@ -464,3 +464,60 @@ fn spawn_and_wake_from_inside_the_closure_go_to_the_global_queue() {
         );
     });
 }
+
+/// An output whose `Drop` counts and then panics (issue 6: it must not tear
+/// down the worker that drops it).
+struct PanickyOutput(Arc<AtomicUsize>);
+
+impl Drop for PanickyOutput {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        panic!("the stored output panicked in Drop");
+    }
+}
+
+#[test]
+fn aborting_after_a_slow_exit_drops_the_stored_output_once() {
+    watchdog(60, "abort after a slow exit", || {
+        let rt = Runtime::builder().worker_threads(1).build().unwrap();
+        let before = rt.metrics();
+        let drops = Arc::new(AtomicUsize::new(0));
+        let d = drops.clone();
+        let (abort_tx, abort_rx) = mpsc::channel::<handoff::AbortHandle>();
+        let a = rt.spawn(async move {
+            let (tx, rx) = mpsc::channel::<()>();
+            // B: runs once the slot is handed off, lets A's call return, holds
+            // the only slot until A's slow exit was counted, then aborts A
+            // while its output sits in the Blocking future.
+            handoff::spawn(async move {
+                let abort = abort_rx.recv_timeout(PATIENCE).unwrap();
+                tx.send(()).unwrap();
+                let start = Instant::now();
+                while handoff::Handle::current().metrics().blocking_slow_exits
+                    == before.blocking_slow_exits
+                {
+                    assert!(start.elapsed() < PATIENCE, "A's slow exit never came");
+                    std::hint::spin_loop();
+                }
+                abort.abort();
+            });
+            let out = handoff::blocking(move || {
+                rx.recv_timeout(PATIENCE).expect("B never ran: no retake");
+                PanickyOutput(d)
+            })
+            .await;
+            std::mem::forget(out);
+            unreachable!("A was aborted before its next poll");
+        });
+        abort_tx.send(a.abort_handle()).unwrap();
+        let err = rt.block_on(a).map(drop).expect_err("A was aborted");
+        assert!(err.is_cancelled(), "A ends cancelled, not panicked");
+        assert_eq!(
+            drops.load(Ordering::SeqCst),
+            1,
+            "the stored output dropped once"
+        );
+        // The worker that dropped it is still fine.
+        assert_eq!(rt.block_on(rt.spawn(async { 5 })).unwrap(), 5);
+    });
+}

@@ -84,6 +84,33 @@ fn fs_functions_and_file_work_through_the_bridge() {
             assert_eq!(all, b"hello, handoff");
             fs::remove_file(&q).await?;
             assert!(fs::metadata(&q).await.is_err());
+
+            // The rest of the tokio::fs-like surface.
+            assert_eq!(
+                fs::copy(root.join("io.txt"), root.join("copy.txt")).await?,
+                18
+            );
+            fs::hard_link(root.join("copy.txt"), root.join("link.txt")).await?;
+            assert!(fs::try_exists(root.join("link.txt")).await?);
+            fs::create_dir(root.join("empty")).await?;
+            let mut names = Vec::new();
+            let mut dir = fs::read_dir(&root).await?;
+            while let Some(entry) = dir.next_entry().await? {
+                names.push(entry.file_name().into_string().unwrap());
+            }
+            names.sort();
+            assert_eq!(
+                names,
+                ["a", "copy.txt", "empty", "file.bin", "io.txt", "link.txt"]
+            );
+            fs::remove_dir(root.join("empty")).await?;
+            assert_eq!(
+                fs::canonicalize(root.join("a/b/..")).await?,
+                fs::canonicalize(root.join("a")).await?
+            );
+            assert!(fs::symlink_metadata(&root).await?.is_dir());
+            fs::remove_dir_all(root.join("a")).await?;
+            assert!(!fs::try_exists(root.join("a")).await?);
             std::io::Result::Ok(())
         }))
         .unwrap()

@@ -179,10 +179,12 @@ where
 }
 
 impl<F, R> Drop for Blocking<F, R> {
+    #[inline]
     fn drop(&mut self) {
-        match std::mem::replace(&mut self.state, State::Finished) {
-            State::Finished => {}
-            state => drop_quietly(state),
+        // The common case (awaited to the end) is one compare, on the path of
+        // every call.
+        if !matches!(self.state, State::Finished) {
+            drop_quietly(std::mem::replace(&mut self.state, State::Finished));
         }
     }
 }
@@ -216,6 +218,30 @@ impl<F, R> Drop for Blocking<F, R> {
 /// reports it with `JoinError::is_panic`.
 ///
 /// # Examples
+///
+/// In a task on a runtime worker: the call runs on the worker thread, and
+/// a call that lasts lets the other tasks run (here with one slot, the task
+/// queued behind the call runs *during* it, once the monitor retook the slot):
+///
+/// ```
+/// use std::sync::mpsc;
+/// use std::time::Duration;
+///
+/// let rt = handoff_executor::Runtime::builder().worker_threads(1).build().unwrap();
+/// let ran_during_the_call = rt.block_on(async {
+///     handoff_executor::spawn(async {
+///         let (tx, rx) = mpsc::channel();
+///         handoff_executor::spawn(async move { tx.send(()).unwrap() });
+///         // Waits for the other task, which needs this task's only slot.
+///         handoff_blocking::blocking(move || rx.recv_timeout(Duration::from_secs(10)).is_ok())
+///             .await
+///     })
+///     .await
+///     .unwrap()
+/// });
+/// assert!(ran_during_the_call);
+/// assert!(rt.metrics().retakes >= 1);
+/// ```
 ///
 /// Borrowing from the caller's stack, which `spawn_blocking` cannot do:
 ///
@@ -269,6 +295,34 @@ where
 /// A panic in `f` is resumed in the task, as for [`blocking`].
 ///
 /// # Examples
+///
+/// With one slot and a monitor that would wait an hour, the task queued
+/// behind the call still runs during it: the slot was handed off at entry.
+///
+/// ```
+/// use std::sync::mpsc;
+/// use std::time::Duration;
+///
+/// let rt = handoff_executor::Runtime::builder()
+///     .worker_threads(1)
+///     .retake_after(Duration::from_secs(3600))
+///     .build()
+///     .unwrap();
+/// let ran_during_the_call = rt.block_on(async {
+///     handoff_executor::spawn(async {
+///         let (tx, rx) = mpsc::channel();
+///         handoff_executor::spawn(async move { tx.send(()).unwrap() });
+///         handoff_blocking::blocking_long(move || rx.recv_timeout(Duration::from_secs(10)).is_ok())
+///             .await
+///     })
+///     .await
+///     .unwrap()
+/// });
+/// assert!(ran_during_the_call);
+/// assert_eq!(rt.metrics().retakes, 0);
+/// ```
+///
+/// Outside a runtime it simply runs inline:
 ///
 /// ```
 /// use std::io::{Read, Write};

@@ -14,6 +14,24 @@
 //! - [`fs`] and [`lookup_host`]: the usual blocking calls, each one a single
 //!   [`blocking`] call with no copy of the caller's buffer.
 //!
+//! ```
+//! let rt = handoff_executor::Runtime::new().unwrap();
+//! let (pid, status) = rt.block_on(async {
+//!     handoff_executor::spawn(async {
+//!         // SAFETY: getpid has no preconditions.
+//!         let pid = handoff_blocking::blocking(|| unsafe { libc::getpid() }).await;
+//!         let status = handoff_blocking::fs::read_to_string("/proc/self/status").await?;
+//!         std::io::Result::Ok((pid, status))
+//!     })
+//!     .await
+//!     .unwrap()
+//! })
+//! .unwrap();
+//! assert_eq!(pid as u32, std::process::id());
+//! assert!(status.starts_with("Name:"));
+//! assert!(rt.metrics().blocking_calls >= 2); // both ran on a worker, through the bridge
+//! ```
+//!
 //! Layout: `call.rs` (the [`Blocking`] future and the one function that runs a
 //! closure through the bridge), `fs/` (free functions and [`fs::File`]),
 //! `dns.rs` ([`lookup_host`]).

@@ -51,6 +51,12 @@ use crate::loom::Ordering;
 use std::marker::PhantomData;
 
 /// What kind of call is being entered.
+///
+/// ```
+/// use handoff_executor::bridge::Call;
+/// // `Long` for calls known to block (a sleep, accept on a blocking socket).
+/// assert_ne!(Call::Short, Call::Long);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Call {
     /// `blocking`: keep the slot; the monitor retakes it if the call lasts.
@@ -60,6 +66,14 @@ pub enum Call {
 }
 
 /// How a call's exit got its thread a slot back.
+///
+/// ```
+/// use handoff_executor::bridge::Exit;
+/// fn must_requeue(e: Exit) -> bool {
+///     e == Exit::Slow // store the output, wake the task, return Pending
+/// }
+/// assert!(!must_requeue(Exit::Fast));
+/// ```
 #[must_use]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Exit {
@@ -74,6 +88,22 @@ pub enum Exit {
 
 /// A call in progress on a worker thread. Not `Send`: exit on the thread
 /// that entered, within the same poll.
+///
+/// ```
+/// let rt = handoff_executor::Runtime::new().unwrap();
+/// rt.block_on(async {
+///     handoff_executor::spawn(async {
+///         let call: Option<handoff_executor::bridge::Syscall> =
+///             handoff_executor::bridge::enter(handoff_executor::bridge::Call::Long);
+///         // ... the blocking call runs here, the slot already handed off ...
+///         if let Some(call) = call {
+///             let _ = call.exit();
+///         }
+///     })
+///     .await
+///     .unwrap()
+/// });
+/// ```
 #[derive(Debug)]
 pub struct Syscall {
     /// The slot and call tick to reclaim (`None` for a `Long` call, whose

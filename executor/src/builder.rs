@@ -7,13 +7,31 @@ use std::time::Duration;
 
 /// Default `max_threads`: Go's limit, but reaching it degrades (a slot
 /// waits for a thread) instead of crashing the process.
+///
+/// ```
+/// assert_eq!(handoff_executor::DEFAULT_MAX_THREADS, 10_000);
+/// ```
 pub const DEFAULT_MAX_THREADS: usize = 10_000;
 /// Default `retake_after`: Go's sysmon period; the call budget a slot may
 /// keep before the monitor hands it to another thread.
+///
+/// ```
+/// assert_eq!(handoff_executor::DEFAULT_RETAKE_AFTER.as_micros(), 20);
+/// ```
 pub const DEFAULT_RETAKE_AFTER: Duration = Duration::from_micros(20);
 /// Default `thread_keep_alive`: tokio's for blocking-pool threads.
+///
+/// ```
+/// assert_eq!(handoff_executor::DEFAULT_KEEP_ALIVE.as_secs(), 10);
+/// ```
 pub const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(10);
-/// The variable that turns on the scheduler trace (Go's `GODEBUG=schedtrace`).
+/// The variable that turns on the scheduler trace (Go's `GODEBUG=schedtrace`):
+/// `HANDOFF_SCHEDTRACE=1000` prints one line a second to stderr, read when
+/// a runtime is built.
+///
+/// ```
+/// assert_eq!(handoff_executor::SCHEDTRACE_ENV, "HANDOFF_SCHEDTRACE");
+/// ```
 pub const SCHEDTRACE_ENV: &str = "HANDOFF_SCHEDTRACE";
 
 type Hook = Arc<dyn Fn() + Send + Sync>;

@@ -26,7 +26,7 @@ use crate::builder::Config;
 use crate::context;
 use crate::idle::{Idle, ThreadCtl};
 use crate::inject::Inject;
-use crate::loom::{Arc, AtomicBool, AtomicU64, AtomicUsize, Condvar, Mutex, Ordering};
+use crate::loom::{fence, Arc, AtomicBool, AtomicU64, AtomicUsize, Condvar, Mutex, Ordering};
 use crate::metrics::Metrics;
 use crate::monitor;
 use crate::pool::Pool;
@@ -35,6 +35,9 @@ use crate::task::{self, JoinHandle, Notified, OwnedTasks, Schedule};
 use crate::worker::{self, Core};
 use std::future::Future;
 use std::time::{Duration, Instant};
+
+/// Longest `build()` waits for its worker threads to park.
+const STARTUP_WAIT: Duration = Duration::from_millis(100);
 
 /// A runnable task of this runtime.
 pub(crate) type Task = Notified<Handle>;
@@ -200,6 +203,15 @@ impl std::fmt::Debug for Handle {
 
 /// Makes a runtime current on this thread (`Handle::enter`); restores the
 /// previous one on drop.
+///
+/// ```
+/// let rt = handoff_executor::Runtime::new().unwrap();
+/// {
+///     let _guard = rt.handle().enter();
+///     assert!(handoff_executor::Handle::try_current().is_some());
+/// }
+/// assert!(handoff_executor::Handle::try_current().is_none());
+/// ```
 pub struct EnterGuard {
     _current: context::CurrentGuard,
     _reactor: handoff_reactor::EnterGuard,
@@ -263,6 +275,12 @@ impl Handle {
                 handle.shared.shutdown(Some(Duration::ZERO));
                 return Err(e);
             }
+        }
+        // Let the new threads list themselves idle before the first spawn:
+        // a wake that finds no idle thread spawns one more (bounded wait).
+        let t0 = Instant::now();
+        while handle.shared.idle.num_idle_threads() < started && t0.elapsed() < STARTUP_WAIT {
+            std::thread::sleep(Duration::from_micros(50));
         }
         if let Err(e) = monitor::start(&handle.shared) {
             handle.shared.shutdown(Some(Duration::ZERO));
@@ -382,7 +400,14 @@ impl Handle {
         }
     }
 
-    /// The reactor this runtime's threads drive.
+    /// The reactor this runtime's threads drive (for registering sources
+    /// from outside a runtime thread).
+    ///
+    /// ```
+    /// let rt = handoff_executor::Runtime::new().unwrap();
+    /// let reactor = rt.handle().reactor().clone();
+    /// reactor.wake(); // harmless when nobody waits in it
+    /// ```
     pub fn reactor(&self) -> &handoff_reactor::Handle {
         &self.shared.reactor
     }
@@ -523,27 +548,26 @@ impl Shared {
 
     /// Go's `handoffp`: find a thread for a core (status `Idle`) that was
     /// retaken from a call or handed off by `blocking_long`. If it or the
-    /// global queue has work, start a thread on it; if nobody spins and no
-    /// core is idle, start a spinner on it (new work would otherwise wait
-    /// for the call); else put it on the idle list.
-    pub(crate) fn handoff(&self, mut core: Box<Core>) {
+    /// global queue has work, start a thread on it; else put it on the idle
+    /// list, where the wake protocol (`notify_parked`) finds it as soon as
+    /// work is queued.
+    ///
+    /// Go also starts a spinning thread on a work-less core when nobody
+    /// spins or idles. Rejected here: every wake of ours goes through
+    /// `notify_parked`, which sees the idle core, so the spinner would only
+    /// cost a thread wake (and, on a loaded machine where a preempted short
+    /// call gets retaken, one per retake) to find nothing and park again.
+    pub(crate) fn handoff(&self, core: Box<Core>) {
         if core.has_tasks() || !self.inject.is_empty() {
             Counters::bump(&self.counters.handoffs);
             self.start_thread(core);
             return;
         }
-        if self.idle.num_spinning() == 0
-            && self.idle.num_idle() == 0
-            && self.idle.try_claim_spinning()
-        {
-            core.is_searching = true;
-            Counters::bump(&self.counters.handoffs);
-            self.start_thread(core);
-            return;
-        }
         self.park_core(core);
-        // Work may have been queued while the core was in transit.
-        if !self.inject.is_empty() {
+        // Work queued while the core was in transit found no idle core:
+        // the stopper's re-check (idle.rs), for the monitor.
+        fence(Ordering::SeqCst);
+        if self.has_work() {
             self.notify_parked();
         }
     }

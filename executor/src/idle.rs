@@ -163,13 +163,6 @@ impl<C> Idle<C> {
             .is_ok()
     }
 
-    /// Counts one spinner if none spins (for a handoff with no idle core).
-    pub(crate) fn try_claim_spinning(&self) -> bool {
-        self.num_spinning
-            .compare_exchange(0, 1, Ordering::SeqCst, Ordering::Relaxed)
-            .is_ok()
-    }
-
     /// A thread with a core and no work: may it spin (steal)? On `true` it
     /// counts as spinning until `stop_spinning`.
     pub(crate) fn start_spinning(&self) -> bool {
@@ -261,5 +254,43 @@ impl<C> Idle<C> {
         let mut l = self.lock();
         self.num_idle_threads.store(0, Ordering::Relaxed);
         std::mem::take(&mut l.threads)
+    }
+}
+
+#[cfg(all(test, loom))]
+mod tests {
+    use super::*;
+    use crate::loom::{thread, AtomicBool};
+
+    /// The wake protocol of the module header: a submitter queues work while
+    /// the last spinner gives its core back. In every interleaving either the
+    /// stopper's re-check finds the work or the submitter claims a wake-up
+    /// (and finds the idle core to start a thread on).
+    #[test]
+    fn loom_idle_no_lost_wakeup() {
+        loom::model(|| {
+            let idle = Arc::new(Idle::<u32>::new(1));
+            assert!(idle.start_spinning(), "the only busy slot may spin");
+            let work = Arc::new(AtomicBool::new(false));
+            let (i2, w2) = (idle.clone(), work.clone());
+            let submitter = thread::spawn(move || {
+                w2.store(true, Ordering::Release); // step 1: queue the task
+                if i2.claim_wake() {
+                    // steps 2-3: a spinner is started on an idle core
+                    i2.pop_core().is_some() || {
+                        i2.stop_spinning();
+                        false
+                    }
+                } else {
+                    false
+                }
+            });
+            idle.push_core(Box::new(0)); // stopper step 1
+            idle.stop_spinning(); // step 2
+            fence(Ordering::SeqCst); // step 3
+            let found = work.load(Ordering::Acquire);
+            let woke = submitter.join().unwrap();
+            assert!(found || woke, "the task was queued and nobody will run it");
+        });
     }
 }

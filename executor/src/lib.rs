@@ -1,18 +1,29 @@
 //! handoff-executor: tasks, worker slots, threads, queues, the syscall monitor.
 //!
+//! Module map (each header is the design note of its part):
+//! - `task`: one-allocation tasks, their state word, `JoinHandle`, `OwnedTasks`;
+//! - `queue` (local ring), `inject` (global queue), `park` (futex parker),
+//!   `idle` (idle cores/threads, spinning, the no-lost-wake-up protocol);
+//! - `slot` (the slot's shared half; `slot/state.rs`: the status word);
+//! - `worker` (a thread and its scheduling loop), `handle` (shared state,
+//!   `Schedule`, spawn, handoff), `runtime`/`builder` (API), `context` (TLS);
+//! - `bridge` (enter/exit a blocking call), `monitor` (retakes), `clock`
+//!   (entry stamps), `pool` (`spawn_blocking`), `trace` (schedtrace),
+//!   `metrics`, `sys` (the system call wrapper).
+//!
 //! CONTRACT (used by handoff-blocking and the facade; keep these names):
 //! - `Runtime`, `Builder` (`worker_threads`, `max_threads`, `retake_after`, `thread_keep_alive`,
 //!   `thread_name`, `thread_stack_size`, `on_thread_start`, `on_thread_stop`, `build() -> io::Result<Runtime>`),
-//!   `Runtime::{new, builder, block_on, spawn, handle, metrics, shutdown_timeout}`.
-//! - `Handle::{current, try_current, spawn, block_on, metrics, enter}`.
-//! - `spawn`, `yield_now`, `JoinHandle<T>` (`abort`, `is_finished`), `JoinError`
+//!   `Runtime::{new, builder, block_on, spawn, spawn_blocking, handle, metrics, shutdown_timeout}`.
+//! - `Handle::{current, try_current, spawn, spawn_blocking, block_on, metrics, enter, reactor}`.
+//! - `spawn`, `spawn_blocking`, `yield_now`, `JoinHandle<T>` (`abort`, `is_finished`), `JoinError`
 //!   (`is_cancelled`, `is_panic`, `into_panic`), `Metrics` (plain struct, pub u64 fields).
 //! - `bridge::{enter, Call, Syscall, Exit}`: Go's entersyscall / exitsyscall.
-//! - `Handle::try_reserve_thread() -> Option<ThreadReservation>` and
-//!   `Handle::set_thread_release_hook(Arc<dyn Fn() + Send + Sync>)` for the blocking pool.
-//! - `task::blocking_task(f) -> (Runnable, JoinHandle<R>)` for `spawn_blocking`.
+//! - `task::blocking_task(f, id) -> (Runnable, JoinHandle<R>)` (used by the pool).
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
+// Under loom only the primitives and their models are built.
+#![cfg_attr(loom, allow(dead_code))]
 
 #[cfg(not(loom))]
 pub mod bridge;

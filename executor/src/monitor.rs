@@ -21,7 +21,9 @@
 //! 2. While calls are being seen, sleep until the earliest deadline, but
 //!    never longer than `retake_after` (a call that starts while we sleep is
 //!    then seen by its own deadline). A precise sleep: the thread's timer
-//!    slack is 1 ns, and the futex wait takes an absolute deadline.
+//!    slack is 1 ns, the futex wait takes an absolute deadline, and every
+//!    deadline is brought forward by the measured lateness of past wakes
+//!    (`Lateness`).
 //! 3. After `QUIET_ROUNDS` rounds in which no call started (the slots'
 //!    ticks did not move), park: store `parked = true` (`SeqCst`), re-check
 //!    every slot's word (`SeqCst`) for a call not seen yet, and sleep on the
@@ -30,6 +32,18 @@
 //!    schedtrace clock) wakes us.
 //!    So a stream of short calls costs a wake per `retake_after` while it
 //!    lasts and one futex wake when it starts, not one per call.
+//!
+//! ## Priority
+//! The monitor runs at nice 19. While calls stream, it wakes every
+//! `retake_after`; at normal priority each wake preempts a worker when all
+//! CPUs are busy (10–20 µs of lost CPU per wake on a VM: measured, a
+//! `getpid` loop ran at 2× its cost). At nice 19 a waking monitor does not
+//! preempt busy workers; it runs on an idle CPU — and a call that really
+//! blocks leaves its CPU idle, which is exactly when a retake is needed. A
+//! call that keeps its CPU busy (a long computation in the kernel) only
+//! gains from a retake if another CPU is idle, where the monitor then runs.
+//! CFS still gives the monitor a small share on a saturated machine, so
+//! retakes slow down there rather than stop.
 //!
 //! No lost wake-up: `enter` stores `Syscall` (`SeqCst`) then loads `parked`
 //! (`SeqCst`); the monitor stores `parked` then loads the words. In the
@@ -124,7 +138,52 @@ pub(crate) fn start(shared: &Arc<Shared>) -> std::io::Result<()> {
         .map(drop)
 }
 
+/// How late the monitor's timed wakes arrive, to wake that much earlier.
+///
+/// A futex timed wait returns after its deadline by the kernel's timer and
+/// scheduling latency: a few µs on an idle machine, 25 µs measured on a
+/// loaded 2-vCPU VM, against a 20 µs budget. The monitor keeps a moving
+/// average of the lateness and brings every deadline forward by it, capped
+/// at half of `retake_after` (a call is never retaken before it lasted half
+/// its budget): on average the check then lands on the deadline itself.
+/// Rejected: spinning out the last microseconds (CPU on every round while
+/// calls stream).
+#[derive(Default)]
+struct Lateness {
+    /// Exponential moving average, in nanoseconds.
+    ewma_ns: f64,
+}
+
+impl Lateness {
+    /// Weight of a new sample (1/8: the average follows load changes within
+    /// a few dozen rounds, about a millisecond at 20 µs rounds).
+    const ALPHA: f64 = 0.125;
+
+    fn observe(&mut self, deadline: Instant) {
+        let late = Instant::now().saturating_duration_since(deadline);
+        self.ewma_ns += Self::ALPHA * (late.as_nanos() as f64 - self.ewma_ns);
+    }
+
+    /// The correction to apply, capped at half of `budget`.
+    fn get(&self, budget: Duration) -> Duration {
+        Duration::from_nanos(self.ewma_ns as u64).min(budget / 2)
+    }
+
+    fn stamps(&self, budget: Duration) -> u64 {
+        clock::to_stamps(self.get(budget))
+    }
+}
+
 /// What the monitor remembers of one slot between rounds.
+///
+/// A call is retaken only when a previous round saw the same call (tick):
+/// on a machine with fewer CPUs than busy threads the monitor's own wake-up
+/// can land on the CPU of a thread in a 200 ns call and preempt it, and by
+/// the time the monitor (10–20 µs of wake-up overhead on a VM) looks, the
+/// call seems to have lasted its budget. Measured: thousands of false
+/// retakes a second in a `getpid` loop, each costing the caller its slot.
+/// A call first seen past its deadline is looked at again after a
+/// `yield_now`, which lets the preempted caller finish first.
 #[derive(Clone, Copy, Default)]
 struct Seen {
     tick: u64,
@@ -135,11 +194,14 @@ struct Seen {
 fn run(shared: Arc<Shared>) {
     // Without this, Linux stretches every timed wait by up to 50 µs.
     let _ = sys::set_precise_timer_slack();
+    // Nice 19: see "Priority" in the module header.
+    let _ = sys::set_lowest_priority();
     let cfg: &Config = &shared.config;
     let retake_after = clock::to_stamps(cfg.retake_after);
     let long_call = clock::to_stamps(LONG_CALL);
     let recheck = clock::to_stamps(RULE_RECHECK);
     let poll_max = cfg.retake_after.max(Duration::from_micros(1));
+    let mut lateness = Lateness::default();
     let mut seen = vec![Seen::default(); shared.slots.len()];
     // Start parked: no call has been seen yet.
     let mut quiet = QUIET_ROUNDS;
@@ -149,6 +211,7 @@ fn run(shared: Arc<Shared>) {
         let now = clock::now();
         let mut next: Option<Stamp> = None;
         let mut new_calls = false;
+        let mut confirm = false;
         for (slot, seen) in shared.slots.iter().zip(seen.iter_mut()) {
             let snap = slot.state.load();
             if snap.tick() != seen.tick {
@@ -159,15 +222,24 @@ fn run(shared: Arc<Shared>) {
                 continue;
             }
             let tick = snap.tick();
-            if tick != seen.tick {
+            // Retake only a call seen by an earlier round too (Go's sysmon
+            // rule): see `Seen` on the monitor preempting its own victim.
+            let seen_before = tick == seen.tick;
+            if !seen_before {
                 *seen = Seen { tick, recheck: 0 };
             }
             // Relaxed: read after the Acquire load of the word that showed
             // this call; a later call's stamp only moves the deadline later.
             let entry = slot.stamp.load(Ordering::Relaxed);
-            let due = entry.wrapping_add(retake_after).max(seen.recheck);
+            let due = entry
+                .wrapping_add(retake_after.saturating_sub(lateness.stamps(cfg.retake_after)))
+                .max(seen.recheck);
             if now < due {
                 next = Some(next.map_or(due, |n| n.min(due)));
+                continue;
+            }
+            if !seen_before {
+                confirm = true;
                 continue;
             }
             let idle = &shared.idle;
@@ -188,12 +260,18 @@ fn run(shared: Arc<Shared>) {
         if let Some(t) = trace.as_mut() {
             t.maybe_print(&shared);
         }
+        if confirm {
+            // A call first seen past its deadline: let the CPU go (to the
+            // caller's thread if we woke on its CPU) and look again at once.
+            std::thread::yield_now();
+            continue;
+        }
         if new_calls {
             quiet = 0;
         } else {
             quiet = quiet.saturating_add(1);
         }
-        let short = Instant::now() + poll_max;
+        let short = Instant::now() + poll_max.saturating_sub(lateness.get(cfg.retake_after));
         let mut deadline = next.map(clock::to_instant);
         if let Some(t) = trace.as_ref() {
             let td = t.next_deadline();
@@ -201,9 +279,9 @@ fn run(shared: Arc<Shared>) {
         }
         if quiet < QUIET_ROUNDS || deadline.is_some_and(|d| d <= short) {
             // Step 2: calls are coming; never sleep past `retake_after`.
-            shared
-                .monitor
-                .sleep(Some(deadline.map_or(short, |d| d.min(short))));
+            let d = deadline.map_or(short, |d| d.min(short));
+            shared.monitor.sleep(Some(d));
+            lateness.observe(d);
             continue;
         }
         // Step 3: park until the next known deadline or an enter.

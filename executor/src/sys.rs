@@ -6,6 +6,7 @@
 //!   one word, an unpark of a thread that is not asleep is one atomic swap
 //!   with no system call, and the monitor gets an absolute `CLOCK_MONOTONIC`
 //!   deadline (`FUTEX_WAIT_BITSET`) with no rounding to the scheduler tick.
+//! - `setpriority(.., 19)` on the monitor thread (see `monitor.rs`).
 //! - `prctl(PR_SET_TIMERSLACK, 1)`: the monitor's timed waits would otherwise
 //!   be stretched by Linux's default 50 µs timer slack, more than the whole
 //!   20 µs retake budget.
@@ -89,6 +90,15 @@ fn instant_to_timespec(deadline: Instant) -> libc::timespec {
         tv_sec: sec,
         tv_nsec: nsec,
     }
+}
+
+/// Lowers this thread's CPU priority to nice 19 (the monitor: see its header).
+pub(crate) fn set_lowest_priority() -> io::Result<()> {
+    // SAFETY: gettid has no arguments and cannot fail.
+    let tid = unsafe { libc::gettid() };
+    // SAFETY: setpriority on our own thread id; PRIO_PROCESS with a tid
+    // affects only that thread on Linux.
+    syscall!(setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 19)).map(drop)
 }
 
 /// Sets this thread's timer slack to 1 ns so timed waits end on time.

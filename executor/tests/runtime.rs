@@ -425,3 +425,33 @@ fn thread_hooks_and_name() {
         );
     });
 }
+
+/// A task whose resource is always ready (every `poll_proceed` says go)
+/// still yields after its cooperative budget, so a task queued behind it on
+/// the only slot runs while it loops.
+#[test]
+fn an_always_ready_task_cannot_starve_its_slot() {
+    watchdog(30, "coop budget", || {
+        let rt = rt(1);
+        let b_ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let b2 = b_ran.clone();
+        let spins = rt.block_on(async move {
+            spawn(async move {
+                let b3 = b2.clone();
+                spawn(async move {
+                    b3.store(true, Ordering::SeqCst);
+                });
+                let mut spins = 0u64;
+                while !b2.load(Ordering::SeqCst) {
+                    std::future::poll_fn(handoff_reactor::coop::poll_proceed).await;
+                    spins += 1;
+                }
+                spins
+            })
+            .await
+            .unwrap()
+        });
+        assert!(b_ran.load(Ordering::SeqCst));
+        assert!(spins >= u64::from(handoff_reactor::coop::BUDGET), "{spins}");
+    });
+}

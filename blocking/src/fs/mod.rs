@@ -1,11 +1,18 @@
 //! Filesystem calls as handoff system calls.
 //!
-//! Every function here is one [`blocking`](crate::blocking) call around its
+//! Every function here is one [`blocking`](crate::blocking()) call around its
 //! `std::fs` namesake: it runs inline on the worker thread that polls the
 //! task, with the caller's path and buffers *borrowed*, not copied (tokio's
 //! `fs` copies every buffer and hops to a pool thread per call). A call that
 //! lasts (a cold read, an `fsync` on a busy disk) has its slot retaken by the
 //! monitor after `retake_after`, so the other tasks keep running.
+//!
+//! The surface follows `std::fs` (and so `tokio::fs`): [`read`], [`write()`],
+//! [`read_to_string`], [`metadata`], [`symlink_metadata`], [`copy`],
+//! [`rename`], [`remove_file`], [`create_dir`], [`create_dir_all`],
+//! [`remove_dir`], [`remove_dir_all`], [`read_dir`], [`canonicalize`],
+//! [`read_link`], [`hard_link`], [`set_permissions`], [`try_exists`], and
+//! [`File`] / [`OpenOptions`].
 //!
 //! Outside a runtime worker (a plain thread, `futures::executor::block_on`)
 //! the calls simply run inline, so the examples below run anywhere.
@@ -14,14 +21,14 @@
 //! cannot be borrowed from a cancellable future) and a pool thread per call
 //! (that is what `spawn_blocking` is for).
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::blocking;
 
 mod file;
 
 pub use file::{File, OpenOptions};
-pub use std::fs::{Metadata, Permissions};
+pub use std::fs::{DirEntry, Metadata, Permissions};
 
 /// Reads the whole file at `path` (`std::fs::read`).
 ///
@@ -178,4 +185,288 @@ pub async fn create_dir_all(path: impl AsRef<Path>) -> io::Result<()> {
 pub async fn rename(from: impl AsRef<Path>, to: impl AsRef<Path>) -> io::Result<()> {
     let (from, to) = (from.as_ref(), to.as_ref());
     blocking(|| std::fs::rename(from, to)).await
+}
+
+/// Creates the directory at `path`; its parent must exist
+/// (`std::fs::create_dir`).
+///
+/// # Errors
+///
+/// As `std::fs::create_dir`: the path exists, a parent is missing, no
+/// permission.
+///
+/// # Examples
+///
+/// ```
+/// # futures::executor::block_on(async {
+/// let dir = std::env::temp_dir().join(format!("handoff-doc-mkdir1-{}", std::process::id()));
+/// handoff_blocking::fs::create_dir(&dir).await?;
+/// assert!(handoff_blocking::fs::create_dir(&dir).await.is_err());
+/// handoff_blocking::fs::remove_dir(&dir).await?;
+/// # std::io::Result::Ok(()) }).unwrap();
+/// ```
+pub async fn create_dir(path: impl AsRef<Path>) -> io::Result<()> {
+    let path = path.as_ref();
+    blocking(|| std::fs::create_dir(path)).await
+}
+
+/// Removes the empty directory at `path` (`std::fs::remove_dir`).
+///
+/// # Errors
+///
+/// As `std::fs::remove_dir`: the directory is not empty, does not exist, no
+/// permission.
+///
+/// # Examples
+///
+/// ```
+/// # futures::executor::block_on(async {
+/// let dir = std::env::temp_dir().join(format!("handoff-doc-rmdir-{}", std::process::id()));
+/// handoff_blocking::fs::create_dir(&dir).await?;
+/// handoff_blocking::fs::remove_dir(&dir).await?;
+/// assert!(!handoff_blocking::fs::try_exists(&dir).await?);
+/// # std::io::Result::Ok(()) }).unwrap();
+/// ```
+pub async fn remove_dir(path: impl AsRef<Path>) -> io::Result<()> {
+    let path = path.as_ref();
+    blocking(|| std::fs::remove_dir(path)).await
+}
+
+/// Removes the directory at `path` and everything in it
+/// (`std::fs::remove_dir_all`), as one call: a big tree holds the task (not
+/// the slot, which the monitor hands on) until it is gone.
+///
+/// # Errors
+///
+/// As `std::fs::remove_dir_all`.
+///
+/// # Examples
+///
+/// ```
+/// # futures::executor::block_on(async {
+/// let dir = std::env::temp_dir().join(format!("handoff-doc-rmall-{}", std::process::id()));
+/// handoff_blocking::fs::create_dir_all(dir.join("x/y")).await?;
+/// handoff_blocking::fs::write(dir.join("x/y/f"), b"1").await?;
+/// handoff_blocking::fs::remove_dir_all(&dir).await?;
+/// assert!(!handoff_blocking::fs::try_exists(&dir).await?);
+/// # std::io::Result::Ok(()) }).unwrap();
+/// ```
+pub async fn remove_dir_all(path: impl AsRef<Path>) -> io::Result<()> {
+    let path = path.as_ref();
+    blocking(|| std::fs::remove_dir_all(path)).await
+}
+
+/// Copies the contents and permissions of `from` to `to`, returning the
+/// number of bytes copied (`std::fs::copy`; in-kernel where Linux allows).
+///
+/// # Errors
+///
+/// As `std::fs::copy`.
+///
+/// # Examples
+///
+/// ```
+/// # futures::executor::block_on(async {
+/// let dir = std::env::temp_dir();
+/// let (a, b) = (dir.join(format!("handoff-doc-cp-a-{}", std::process::id())),
+///               dir.join(format!("handoff-doc-cp-b-{}", std::process::id())));
+/// handoff_blocking::fs::write(&a, b"copied").await?;
+/// assert_eq!(handoff_blocking::fs::copy(&a, &b).await?, 6);
+/// assert_eq!(handoff_blocking::fs::read(&b).await?, b"copied");
+/// # handoff_blocking::fs::remove_file(&a).await?;
+/// # handoff_blocking::fs::remove_file(&b).await?;
+/// # std::io::Result::Ok(()) }).unwrap();
+/// ```
+pub async fn copy(from: impl AsRef<Path>, to: impl AsRef<Path>) -> io::Result<u64> {
+    let (from, to) = (from.as_ref(), to.as_ref());
+    blocking(|| std::fs::copy(from, to)).await
+}
+
+/// Returns the absolute path of `path` with every symlink resolved
+/// (`std::fs::canonicalize`).
+///
+/// # Errors
+///
+/// As `std::fs::canonicalize`: a component does not exist.
+///
+/// # Examples
+///
+/// ```
+/// # futures::executor::block_on(async {
+/// let root = handoff_blocking::fs::canonicalize("/proc/../").await?;
+/// assert_eq!(root, std::path::Path::new("/"));
+/// # std::io::Result::Ok(()) }).unwrap();
+/// ```
+pub async fn canonicalize(path: impl AsRef<Path>) -> io::Result<PathBuf> {
+    let path = path.as_ref();
+    blocking(|| std::fs::canonicalize(path)).await
+}
+
+/// Returns the metadata of `path` itself, not following a symlink
+/// (`std::fs::symlink_metadata`).
+///
+/// # Errors
+///
+/// As `std::fs::symlink_metadata`.
+///
+/// # Examples
+///
+/// ```
+/// # futures::executor::block_on(async {
+/// let meta = handoff_blocking::fs::symlink_metadata("/proc/self").await?;
+/// assert!(meta.file_type().is_symlink());
+/// # std::io::Result::Ok(()) }).unwrap();
+/// ```
+pub async fn symlink_metadata(path: impl AsRef<Path>) -> io::Result<Metadata> {
+    let path = path.as_ref();
+    blocking(|| std::fs::symlink_metadata(path)).await
+}
+
+/// Returns what the symlink at `path` points to (`std::fs::read_link`).
+///
+/// # Errors
+///
+/// As `std::fs::read_link`: `path` is not a symlink, does not exist.
+///
+/// # Examples
+///
+/// ```
+/// # futures::executor::block_on(async {
+/// let target = handoff_blocking::fs::read_link("/proc/self").await?;
+/// assert_eq!(target.to_str(), Some(std::process::id().to_string().as_str()));
+/// # std::io::Result::Ok(()) }).unwrap();
+/// ```
+pub async fn read_link(path: impl AsRef<Path>) -> io::Result<PathBuf> {
+    let path = path.as_ref();
+    blocking(|| std::fs::read_link(path)).await
+}
+
+/// Creates a hard link `link` to the file `original` (`std::fs::hard_link`).
+///
+/// # Errors
+///
+/// As `std::fs::hard_link`: `link` exists, the two are on different
+/// filesystems.
+///
+/// # Examples
+///
+/// ```
+/// # futures::executor::block_on(async {
+/// let dir = std::env::temp_dir();
+/// let (a, b) = (dir.join(format!("handoff-doc-ln-a-{}", std::process::id())),
+///               dir.join(format!("handoff-doc-ln-b-{}", std::process::id())));
+/// handoff_blocking::fs::write(&a, b"linked").await?;
+/// handoff_blocking::fs::hard_link(&a, &b).await?;
+/// assert_eq!(handoff_blocking::fs::read(&b).await?, b"linked");
+/// # handoff_blocking::fs::remove_file(&a).await?;
+/// # handoff_blocking::fs::remove_file(&b).await?;
+/// # std::io::Result::Ok(()) }).unwrap();
+/// ```
+pub async fn hard_link(original: impl AsRef<Path>, link: impl AsRef<Path>) -> io::Result<()> {
+    let (original, link) = (original.as_ref(), link.as_ref());
+    blocking(|| std::fs::hard_link(original, link)).await
+}
+
+/// Sets the permissions of the file at `path` (`std::fs::set_permissions`).
+///
+/// # Errors
+///
+/// As `std::fs::set_permissions`: the file does not exist, not its owner.
+///
+/// # Examples
+///
+/// ```
+/// use std::os::unix::fs::PermissionsExt;
+/// # futures::executor::block_on(async {
+/// let path = std::env::temp_dir().join(format!("handoff-doc-chmod-{}", std::process::id()));
+/// handoff_blocking::fs::write(&path, b"x").await?;
+/// handoff_blocking::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).await?;
+/// let mode = handoff_blocking::fs::metadata(&path).await?.permissions().mode();
+/// assert_eq!(mode & 0o777, 0o600);
+/// # handoff_blocking::fs::remove_file(&path).await?;
+/// # std::io::Result::Ok(()) }).unwrap();
+/// ```
+pub async fn set_permissions(path: impl AsRef<Path>, permissions: Permissions) -> io::Result<()> {
+    let path = path.as_ref();
+    blocking(move || std::fs::set_permissions(path, permissions)).await
+}
+
+/// Whether `path` exists: `Ok(false)` for a path that is not there (or a
+/// broken symlink), an error when that cannot be known (no permission to
+/// look) — unlike `Path::exists`, which says `false` for both.
+///
+/// # Errors
+///
+/// A failure to look other than "not found".
+///
+/// # Examples
+///
+/// ```
+/// # futures::executor::block_on(async {
+/// assert!(handoff_blocking::fs::try_exists("/proc/self").await?);
+/// assert!(!handoff_blocking::fs::try_exists("/definitely/not/here").await?);
+/// # std::io::Result::Ok(()) }).unwrap();
+/// ```
+pub async fn try_exists(path: impl AsRef<Path>) -> io::Result<bool> {
+    let path = path.as_ref();
+    blocking(|| match std::fs::metadata(path) {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    })
+    .await
+}
+
+/// Opens the directory at `path` for listing (`std::fs::read_dir`); each
+/// [`ReadDir::next_entry`] is one call.
+///
+/// # Errors
+///
+/// As `std::fs::read_dir`: not a directory, does not exist, no permission.
+///
+/// # Examples
+///
+/// ```
+/// # futures::executor::block_on(async {
+/// let mut dir = handoff_blocking::fs::read_dir("/proc/self").await?;
+/// let mut names = Vec::new();
+/// while let Some(entry) = dir.next_entry().await? {
+///     names.push(entry.file_name());
+/// }
+/// assert!(names.iter().any(|n| n == "status"));
+/// # std::io::Result::Ok(()) }).unwrap();
+/// ```
+pub async fn read_dir(path: impl AsRef<Path>) -> io::Result<ReadDir> {
+    let path = path.as_ref();
+    let inner = blocking(|| std::fs::read_dir(path)).await?;
+    Ok(ReadDir { inner })
+}
+
+/// The entries of a directory, from [`read_dir`]. `std` reads them from the
+/// kernel in batches (`getdents64`), so most [`next_entry`](ReadDir::next_entry)
+/// calls return without a system call.
+#[derive(Debug)]
+pub struct ReadDir {
+    inner: std::fs::ReadDir,
+}
+
+impl ReadDir {
+    /// The next entry, or `None` at the end (`.` and `..` are skipped).
+    ///
+    /// # Errors
+    ///
+    /// An I/O error while reading the directory.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # futures::executor::block_on(async {
+    /// let mut dir = handoff_blocking::fs::read_dir("/").await?;
+    /// assert!(dir.next_entry().await?.is_some());
+    /// # std::io::Result::Ok(()) }).unwrap();
+    /// ```
+    pub async fn next_entry(&mut self) -> io::Result<Option<DirEntry>> {
+        let inner = &mut self.inner;
+        blocking(|| inner.next().transpose()).await
+    }
 }

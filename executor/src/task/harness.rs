@@ -34,7 +34,7 @@ use std::future::Future;
 use std::mem::{self, ManuallyDrop};
 use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
-use std::ptr::NonNull;
+use std::ptr::{self, NonNull};
 use std::task::{Context, Poll, Waker};
 
 /// One task, one allocation. `#[repr(C)]` keeps `header` at offset 0.
@@ -234,7 +234,7 @@ impl<F: Future, S: Schedule> Harness<F, S> {
                         unreachable!("a task was polled after its future was dropped");
                     };
                     // SAFETY: the future lives in the heap cell and is never
-                    // moved until it is dropped in place (by `drop_stage`).
+                    // moved: `drop_stage` drops it in place.
                     unsafe { Pin::new_unchecked(future) }.poll(&mut cx)
                 })
             })
@@ -264,22 +264,28 @@ impl<F: Future, S: Schedule> Harness<F, S> {
         self.store_output(Err(err));
     }
 
-    /// Replaces the stage with `Consumed` and drops the old value, catching
-    /// a panic. The stage is `Consumed` before user Drop code runs, so a
-    /// panic cannot lead to a second drop.
+    /// Drops the future or output *in place* (a pinned future must not move
+    /// before its Drop runs: an intrusive future unlinks itself by address),
+    /// catching a panic, then marks the stage `Consumed`. The write happens
+    /// whether or not the Drop panicked, so nothing is dropped twice.
     fn drop_stage(&self) -> Result<(), Box<dyn Any + Send>> {
-        // SAFETY: the caller has exclusive access to the stage (RUNNING, or
-        // the output's owner after COMPLETE).
-        let old = self
-            .core()
-            .stage
-            .with_mut(|ptr| unsafe { mem::replace(&mut *ptr, Stage::Consumed) });
-        if matches!(old, Stage::Consumed) {
-            return Ok(());
-        }
-        // User Drop code sees its task's id (`task::try_id`).
-        let _id = IdGuard::enter(self.id());
-        panic::catch_unwind(AssertUnwindSafe(move || drop(old)))
+        self.core().stage.with_mut(|ptr| {
+            // SAFETY: the caller has exclusive access to the stage (RUNNING,
+            // or the output's owner after COMPLETE).
+            if matches!(unsafe { &*ptr }, Stage::Consumed) {
+                return Ok(());
+            }
+            // User Drop code sees its task's id (`task::try_id`).
+            let _id = IdGuard::enter(self.id());
+            // SAFETY: exclusive access (above); the value is dropped once
+            // here and the place is overwritten without a drop just after.
+            let dropped =
+                panic::catch_unwind(AssertUnwindSafe(|| unsafe { ptr::drop_in_place(ptr) }));
+            // SAFETY: the old value is gone (dropped, or its Drop unwound,
+            // which still dropped its fields); write without dropping it.
+            unsafe { ptr.write(Stage::Consumed) };
+            dropped
+        })
     }
 
     fn store_output(&self, output: Result<F::Output, JoinError>) {

@@ -16,8 +16,8 @@
 //! ```
 //!
 //! Everything that points at a task is a `NonNull<Header>` owning one
-//! reference in the state word: the owned list's [`Task`], the queued
-//! [`Notified`], the [`JoinHandle`], each [`AbortHandle`] and each `Waker`.
+//! reference in the state word: the owned list's `Task`, the queued
+//! `Notified`, the [`JoinHandle`], each [`AbortHandle`] and each `Waker`.
 //! Type-erased code (wakers, queues) reaches the typed code through the
 //! vtable. The last reference to go frees the allocation.
 //!
@@ -26,7 +26,7 @@
 //! 1. Spawn: `OwnedTasks::bind` allocates with three references (list,
 //!    `Notified`, `JoinHandle`) and `NOTIFIED`, links the task into its
 //!    shard, and hands the `Notified` to the scheduler's queue.
-//! 2. Run: a worker pops the `Notified` and calls [`Notified::run`]:
+//! 2. Run: a worker pops the `Notified` and calls `Notified::run`:
 //!    `NOTIFIED -> RUNNING`, poll inside the coop budget, catching panics.
 //! 3. Wake: the waker's CAS sets `NOTIFIED`. Idle task: the waker schedules a
 //!    `Notified` (`Schedule::schedule`). Running task: nothing else; when the
@@ -44,7 +44,8 @@
 //! the future, `RUNNING` is taken by one CAS (`transition_to_running` or
 //! `transition_to_shutdown`, both failing if the task is running or
 //! complete), and it is given up either to idle (future kept) or to
-//! `COMPLETE` (future dropped just before), which no transition leaves.
+//! `COMPLETE` (future dropped in place just before, its slot overwritten with
+//! `Consumed` even if its Drop panicked), which no transition leaves.
 //!
 //! # Rejected
 //!
@@ -52,10 +53,14 @@
 //!   style): two allocations and two reference counts per spawn.
 //! - A mutex around the stage: the state word already gives the runner
 //!   exclusive access; a lock would add an atomic pair per poll.
-//! - Dropping the `Notified`'s reference when a running task is woken and
-//!   allocating a new one after: the runner's reference simply becomes the
-//!   new `Notified` (`TransitionToIdle::OkNotified`), so a wake during a poll
-//!   costs one bit.
+//! - Letting a wake of a running task schedule it at once: a second
+//!   `Notified` would exist while the first is being polled, and two threads
+//!   would race for `RUNNING`. `NOTIFIED` defers it instead: after the poll
+//!   the runner's reference becomes the new `Notified`
+//!   (`TransitionToIdle::OkNotified`), so a wake during a poll costs one bit.
+//! - Moving the future out of the cell to drop it (`mem::replace`): a pinned
+//!   future must be dropped where it was polled; the stage is dropped in
+//!   place (`drop_in_place`) and then overwritten.
 mod blocking;
 mod error;
 mod harness;
