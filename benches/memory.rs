@@ -54,7 +54,11 @@ fn env_usize(k: &str, d: usize) -> usize {
 fn wait_for(count: &AtomicUsize, n: usize) {
     let deadline = Instant::now() + Duration::from_secs(120);
     while count.load(Ordering::SeqCst) < n {
-        assert!(Instant::now() < deadline, "timed out: {} of {n}", count.load(Ordering::SeqCst));
+        assert!(
+            Instant::now() < deadline,
+            "timed out: {} of {n}",
+            count.load(Ordering::SeqCst)
+        );
         std::thread::sleep(Duration::from_millis(2));
     }
 }
@@ -94,9 +98,10 @@ fn child_task(runtime: &str, n: usize) -> f64 {
                 .worker_threads(WORKERS)
                 .build()
                 .unwrap();
-            body!(|f| rt.spawn(f), rt.block_on(async {
-                handoff::spawn(async {}).await.unwrap()
-            }))
+            body!(
+                |f| rt.spawn(f),
+                rt.block_on(async { handoff::spawn(async {}).await.unwrap() })
+            )
         }
         _ => {
             let rt = tokio::runtime::Builder::new_multi_thread()
@@ -104,9 +109,10 @@ fn child_task(runtime: &str, n: usize) -> f64 {
                 .enable_all()
                 .build()
                 .unwrap();
-            body!(|f| rt.spawn(f), rt.block_on(async {
-                tokio::spawn(async {}).await.unwrap()
-            }))
+            body!(
+                |f| rt.spawn(f),
+                rt.block_on(async { tokio::spawn(async {}).await.unwrap() })
+            )
         }
     };
     drop(senders);
