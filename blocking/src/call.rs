@@ -20,6 +20,12 @@
 //!    thread after the poll. Whichever thread holds a slot when the task is
 //!    next polled gets the stored output (`Ready`) or the panic (resumed).
 //!
+//! Before step 1, the call spends one unit of the task's cooperative budget
+//! (`handoff_reactor::coop`), like a socket read: a task making call after
+//! fast call in one poll yields every `coop::BUDGET` calls, so it cannot
+//! starve the tasks queued behind it on its slot (the monitor only steps in
+//! for a call that *lasts*).
+//!
 //! # Why this is correct
 //!
 //! - `f` runs exactly once: the closure is moved out of the state before it
@@ -53,6 +59,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use handoff_executor::bridge::{self, Call, Exit};
+use handoff_reactor::coop;
 
 /// A panic payload, as `catch_unwind` returns it.
 pub(crate) type Payload = Box<dyn Any + Send + 'static>;
@@ -157,6 +164,11 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<R> {
         let this = self.get_mut();
+        if matches!(this.state, State::Start(_)) && coop::poll_proceed(cx).is_pending() {
+            // Budget spent (the task already made its share of calls or
+            // other ready operations in this poll): yield before the call.
+            return Poll::Pending;
+        }
         match std::mem::replace(&mut this.state, State::Finished) {
             State::Start(f) => match run(this.call, f) {
                 Ran::Ready(value) => Poll::Ready(value),
@@ -175,6 +187,16 @@ where
                  await it once (or stop polling it once it returned Ready)"
             ),
         }
+    }
+}
+
+/// `is_terminated` once the output was returned, for `select!` loops.
+impl<F, R> futures::future::FusedFuture for Blocking<F, R>
+where
+    F: FnOnce() -> R,
+{
+    fn is_terminated(&self) -> bool {
+        matches!(self.state, State::Finished)
     }
 }
 
@@ -210,6 +232,10 @@ impl<F, R> Drop for Blocking<F, R> {
 ///
 /// A spawn or a wake made from inside `f` goes to the runtime's global queue
 /// (the thread holds no slot while `f` runs).
+///
+/// Each call spends one unit of the task's cooperative budget, like a socket
+/// read, so a task looping over fast calls yields now and then instead of
+/// starving the tasks queued behind it.
 ///
 /// # Panics
 ///
@@ -376,6 +402,15 @@ mod tests {
     }
 
     #[test]
+    fn fused_after_completion() {
+        use futures::future::FusedFuture;
+        let mut fut = blocking(|| 3);
+        assert!(!fut.is_terminated());
+        assert_eq!(noop_cx(|cx| Pin::new(&mut fut).poll(cx)), Poll::Ready(3));
+        assert!(fut.is_terminated());
+    }
+
+    #[test]
     #[should_panic(expected = "polled after it completed")]
     fn polled_after_completion_panics() {
         let mut fut = blocking(|| 1);
@@ -437,6 +472,25 @@ mod tests {
             call: Call::Long,
         };
         assert_eq!(noop_cx(|cx| Pin::new(&mut fut).poll(cx)), Poll::Ready(42));
+    }
+
+    #[test]
+    fn a_spent_budget_yields_before_the_call() {
+        let waker = futures::task::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        let ran = AtomicUsize::new(0);
+        coop::budget(|| {
+            while coop::poll_proceed(&mut cx).is_ready() {}
+            let mut fut = blocking(|| ran.fetch_add(1, Ordering::SeqCst));
+            assert!(Pin::new(&mut fut).poll(&mut cx).is_pending());
+            assert_eq!(
+                ran.load(Ordering::SeqCst),
+                0,
+                "the call waits for a new budget"
+            );
+            coop::budget(|| assert_eq!(Pin::new(&mut fut).poll(&mut cx), Poll::Ready(0)));
+        });
+        assert_eq!(ran.load(Ordering::SeqCst), 1);
     }
 
     #[test]

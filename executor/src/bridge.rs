@@ -20,8 +20,9 @@
 //! 2. Move its LIFO task into its ring, where thieves can reach it while
 //!    the thread is away.
 //! 3. Write the entry stamp, park the core in the slot, store
-//!    `tick + 1 | Syscall` (`SeqCst`; `Slot::enter_call`).
-//! 4. Load the monitor's `parked` flag; only if set, wake it (`monitor.rs`).
+//!    `tick + 1 | Syscall` (`Release`; `Slot::enter_call`).
+//! 4. Load the monitor's next look; only if it is later than the call's due
+//!    time (`stamp + retake_after`), wake it (`slot/watch.rs`).
 //!
 //! From here the thread holds no core: a spawn or a wake made inside the
 //! closure finds no core in the context and goes to the global queue, so
@@ -42,7 +43,8 @@
 //! without waiting for the monitor. Its exit takes an idle core or is slow.
 //!
 //! The fast path (enter + exit) is a TLS load, a few plain stores, one
-//! `SeqCst` store, one load of the monitor flag and one CAS: no lock, no
+//! `Release` store, a `SeqCst` fence, one load and compare of the monitor's
+//! next look, and one CAS: no lock, no
 //! system call, and the time stamp is the CPU's counter (`clock.rs`).
 use crate::clock;
 use crate::context;
@@ -148,8 +150,9 @@ pub fn enter(call: Call) -> Option<Syscall> {
         w.thread.in_call.store(true, Ordering::Relaxed);
         match call {
             Call::Short => {
-                let tick = slot.enter_call(core, clock::now());
-                shared.monitor.wake_if_parked();
+                let stamp = clock::now();
+                let tick = slot.enter_call(core, stamp);
+                shared.monitor.call_entered(stamp);
                 Some(Syscall {
                     old: Some((index, tick)),
                     _not_send: PhantomData,

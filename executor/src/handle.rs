@@ -10,7 +10,8 @@
 //!   and the registry shutdown waits on;
 //! - `counters`: events too rare to shard (thread spawns, slow exits,
 //!   retakes), plain relaxed atomics; hot counters live in the slots;
-//! - `monitor`: the monitor's park flag and futex word (`monitor.rs`);
+//! - `monitor`: the monitor's published next look and futex word
+//!   (`slot/watch.rs`): written by the monitor, woken by `enter`;
 //! - `pool`: the `spawn_blocking` pool (`pool.rs`).
 //!
 //! Scheduling a task (`Schedule::schedule`):
@@ -30,6 +31,7 @@ use crate::loom::{fence, Arc, AtomicBool, AtomicU64, AtomicUsize, Condvar, Mutex
 use crate::metrics::Metrics;
 use crate::monitor;
 use crate::pool::Pool;
+use crate::slot::watch::Signal;
 use crate::slot::Slot;
 use crate::task::{self, JoinHandle, Notified, OwnedTasks, Schedule};
 use crate::worker::{self, Core};
@@ -173,7 +175,7 @@ pub(crate) struct Shared {
     pub(crate) shutdown: AtomicBool,
     pub(crate) threads: Threads,
     pub(crate) counters: Counters,
-    pub(crate) monitor: monitor::Signal,
+    pub(crate) monitor: Signal,
     pub(crate) pool: Pool,
     /// This `Shared`'s own `Arc` (for spawning threads from `&self`).
     me: std::sync::Weak<Shared>,
@@ -227,6 +229,7 @@ impl Handle {
     pub(crate) fn new(config: Config) -> std::io::Result<Handle> {
         crate::clock::init();
         let n = config.worker_threads;
+        let retake_stamps = crate::clock::to_stamps(config.retake_after);
         let reactor = handoff_reactor::Handle::new()?;
         let mut slots = Vec::with_capacity(n);
         let mut cores = Vec::with_capacity(n);
@@ -250,7 +253,7 @@ impl Handle {
             config,
             shutdown: AtomicBool::new(false),
             counters: Counters::default(),
-            monitor: monitor::Signal::new(),
+            monitor: Signal::new(retake_stamps),
             pool: Pool::new(),
         });
         let handle = Handle { shared };

@@ -1,14 +1,19 @@
 //! The monitor (Go's `sysmon`): one thread that retakes slots stuck in a
 //! blocking call and hands them to other threads.
 //!
-//! ## Costs it is designed around
-//! - The fast path of `blocking` pays one load for the monitor: `enter`
-//!   reads `parked` and wakes the monitor only if it is set.
-//! - No CPU while no slot is in a call: the monitor parks on a futex.
-//! - A retake about `retake_after` after entry, whatever happened before
-//!   (Go's sysmon backs off to 10 ms sleeps after a quiet spell, so its
-//!   retake then takes milliseconds; here a parked monitor is woken by the
-//!   first `enter` and the entry stamp gives it the exact deadline).
+//! ## What it costs, by design
+//! - The fast path of `blocking` pays one load and a compare for the
+//!   monitor: `enter` reads the monitor's next look (`slot/watch.rs`) and
+//!   wakes it only when that is later than the new call's due time.
+//! - Its wake rate follows the calls, never `1 / retake_after` on its own:
+//!   it polls only while calls start at least once per poll period
+//!   (`POLL_ENTER`), so a poll round costs no more wakes than the calls
+//!   would; otherwise it sleeps until the next known deadline (a call it is
+//!   timing) or for good, and a call entered after that pays one futex wake
+//!   (1–2 µs on the caller, only on calls that come after a quiet spell).
+//! - A retake about `retake_after` after entry, whatever happened before:
+//!   the entry stamp gives the monitor the call's exact deadline whether it
+//!   was polling, sleeping on a deadline, or asleep for good.
 //!
 //! ## Loop
 //! 1. Load every slot's word. For a slot in `Syscall`, its deadline is
@@ -18,20 +23,20 @@
 //!    new work), or the call has lasted `LONG_CALL`. Retake = CAS
 //!    `Syscall -> Idle` checking the call's tick, then hand off
 //!    (`Shared::handoff`).
-//! 2. While calls are being seen, sleep until the earliest deadline, but
-//!    never longer than `retake_after` (a call that starts while we sleep is
-//!    then seen by its own deadline). A precise sleep: the thread's timer
-//!    slack is 1 ns, the futex wait takes an absolute deadline, and every
-//!    deadline is brought forward by the measured lateness of past wakes
-//!    (`Lateness`).
-//! 3. After `QUIET_ROUNDS` rounds in which no call started (the slots'
-//!    ticks did not move), park: store `parked = true` (`SeqCst`), re-check
-//!    every slot's word (`SeqCst`) for a call not seen yet, and sleep on the
-//!    futex until the next known deadline (a call already being timed, a
-//!    spared call's re-check) or until an `enter` (or shutdown, or the
-//!    schedtrace clock) wakes us.
-//!    So a stream of short calls costs a wake per `retake_after` while it
-//!    lasts and one futex wake when it starts, not one per call.
+//! 2. Update the call rate (`Rate`: calls started per poll period, from the
+//!    slots' summed ticks) and the mode: poll from `POLL_ENTER` calls per
+//!    period, stop below `POLL_LEAVE`.
+//! 3. Sleep until the earliest of: the deadlines of calls being timed, the
+//!    re-check of a spared call, the next poll (only when polling), the
+//!    schedtrace clock; none of them: until woken. The sleep follows the
+//!    handshake of `slot/watch.rs` (publish the deadline, re-check the
+//!    slots, futex wait), so an `enter` wakes us exactly when we would look
+//!    too late. A precise sleep: the thread's timer slack is 1 ns, the
+//!    futex wait takes an absolute deadline, and every deadline is brought
+//!    forward by the measured lateness of past wakes (`Lateness`).
+//!
+//! ## Costs, measured (2-vCPU VM, loaded by other builds; benches/blocking.rs "monitor cost")
+//! MONITOR_COST_TABLE
 //!
 //! ## Priority
 //! The monitor runs at nice 19. While calls stream, it wakes every
@@ -45,18 +50,27 @@
 //! CFS still gives the monitor a small share on a saturated machine, so
 //! retakes slow down there rather than stop.
 //!
-//! No lost wake-up: `enter` stores `Syscall` (`SeqCst`) then loads `parked`
-//! (`SeqCst`); the monitor stores `parked` then loads the words. In the
-//! single order of `SeqCst` operations one of the two sees the other.
-//!
-//! Rejected: Go's fixed 20 µs tick with back-off (CPU while idle, late
-//! retakes after a quiet spell; golang/go#18236 measured 6–12% of a core);
-//! a timer armed by every `enter` (a system call on the fast path).
+//! ## Rejected
+//! - Go's fixed 20 µs tick with back-off (CPU while idle, late retakes
+//!   after a quiet spell; golang/go#18236 measured 6–12% of a core).
+//! - The previous design here: poll every `retake_after` until 50 rounds
+//!   with no new call, then park behind a `parked` flag. A call every
+//!   millisecond never let it park: ~13 000 wakes a second, 20–25% of a
+//!   core, for work that needed one wake per call.
+//! - Park whenever a round finds no slot in a call, whatever the rate: in
+//!   a loop of short calls a third of the rounds find none, and the next
+//!   call then pays a `futex_wake` (~1.5 µs) on a 150 ns `getpid` — the
+//!   fast path's 1.2× budget gone on those calls.
+//! - A timer armed by every `enter` (a system call on the fast path).
+//! - Skipping calls that cannot need a retake yet (empty local queue while
+//!   another slot is idle): "no idle slot" can start during the call and
+//!   nothing tells the monitor, so it would have to poll anyway.
 use crate::builder::Config;
 use crate::clock::{self, Stamp};
 use crate::handle::{Counters, Shared};
-use crate::loom::{Arc, AtomicBool, AtomicU32, Ordering};
+use crate::loom::{Arc, Ordering};
 use crate::slot::state::Status;
+use crate::slot::watch::{Woke, NEVER};
 use crate::sys;
 use std::time::{Duration, Instant};
 
@@ -65,69 +79,20 @@ use std::time::{Duration, Instant};
 /// so a slot's local tasks never wait longer than that behind a call.
 pub(crate) const LONG_CALL: Duration = Duration::from_millis(10);
 
-/// Rounds (each at most `retake_after` long) with no call seen before the
-/// monitor parks: Go's sysmon starts backing off after 50 idle rounds (1 ms
-/// at 20 µs), which keeps a bursty stream of calls from paying a futex
-/// wake per burst.
-pub(crate) const QUIET_ROUNDS: u32 = 50;
-
 /// A slot past its deadline that the retake rule spared is looked at again
 /// after this long (the rule's inputs — idle slots, spinners — change
 /// rarely; checking every `retake_after` would cost 50 000 wakes a second
 /// for a slot in a long call next to an idle one).
 pub(crate) const RULE_RECHECK: Duration = Duration::from_micros(500);
 
-const FUTEX_IDLE: u32 = 0;
-const FUTEX_WOKEN: u32 = 1;
+/// Poll when at least this many calls start per poll period (`Rate`):
+/// a poll round then costs no more wakes than the calls would.
+const POLL_ENTER: f64 = 1.0;
 
-/// The monitor's park flag and futex word.
-pub(crate) struct Signal {
-    parked: AtomicBool,
-    word: AtomicU32,
-}
-
-impl Signal {
-    pub(crate) fn new() -> Signal {
-        Signal {
-            parked: AtomicBool::new(false),
-            word: AtomicU32::new(FUTEX_IDLE),
-        }
-    }
-
-    /// `enter`'s side: one load; a system call only when the monitor sleeps.
-    #[inline]
-    pub(crate) fn wake_if_parked(&self) {
-        // SeqCst pairs with the SeqCst store in `park` (Dekker, module header).
-        if self.parked.load(Ordering::SeqCst) {
-            self.wake_parked();
-        }
-    }
-
-    #[cold]
-    fn wake_parked(&self) {
-        // Only the enter that flips the flag makes the system call.
-        if self.parked.swap(false, Ordering::SeqCst) {
-            self.word.store(FUTEX_WOKEN, Ordering::Release);
-            sys::futex_wake(&self.word, 1);
-        }
-    }
-
-    /// Wakes the monitor whatever it is doing (shutdown).
-    pub(crate) fn wake(&self) {
-        self.parked.store(false, Ordering::SeqCst);
-        self.word.store(FUTEX_WOKEN, Ordering::Release);
-        sys::futex_wake(&self.word, 1);
-    }
-
-    /// Sleeps until `deadline` or a wake.
-    fn sleep(&self, deadline: Option<Instant>) {
-        // Acquire pairs with the Release stores of FUTEX_WOKEN.
-        if self.word.swap(FUTEX_IDLE, Ordering::Acquire) == FUTEX_WOKEN {
-            return;
-        }
-        sys::futex_wait(&self.word, FUTEX_IDLE, deadline);
-    }
-}
+/// Stop polling below this many calls per poll period: half of
+/// `POLL_ENTER`, so a rate near the threshold does not flip the mode on
+/// every round.
+const POLL_LEAVE: f64 = 0.5;
 
 pub(crate) fn start(shared: &Arc<Shared>) -> std::io::Result<()> {
     let sh = shared.clone();
@@ -159,18 +124,68 @@ impl Lateness {
     /// a few dozen rounds, about a millisecond at 20 µs rounds).
     const ALPHA: f64 = 0.125;
 
-    fn observe(&mut self, deadline: Instant) {
-        let late = Instant::now().saturating_duration_since(deadline);
+    fn observe(&mut self, late: Duration) {
         self.ewma_ns += Self::ALPHA * (late.as_nanos() as f64 - self.ewma_ns);
     }
 
-    /// The correction to apply, capped at half of `budget`.
-    fn get(&self, budget: Duration) -> Duration {
-        Duration::from_nanos(self.ewma_ns as u64).min(budget / 2)
+    /// The correction to apply, in stamps, capped at half of `budget`.
+    fn stamps(&self, budget: Duration) -> u64 {
+        clock::to_stamps(Duration::from_nanos(self.ewma_ns as u64).min(budget / 2))
+    }
+}
+
+/// The recent rate of calls, from the slots' summed ticks, in calls per
+/// poll period; and the poll period itself, as measured.
+///
+/// Both sums decay by `DECAY` each round (memory: about 8 rounds), and a
+/// round adds at most `WINDOW` of time, so one long idle spell does not
+/// hide a burst that follows it for dozens of rounds.
+struct Rate {
+    calls: f64,
+    stamps: f64,
+    last_ticks: u64,
+    last_at: Stamp,
+    window: f64,
+    /// The measured time between two poll rounds (a poll sleep plus the
+    /// wake-up and the round): `retake_after` plus 5–50 µs on a VM.
+    period: f64,
+}
+
+impl Rate {
+    const DECAY: f64 = 0.875;
+    /// Longest stretch of time one round counts for.
+    const WINDOW: Duration = Duration::from_millis(1);
+    /// Weight of a new poll period sample.
+    const ALPHA: f64 = 0.125;
+
+    fn new(retake_after: Duration) -> Rate {
+        Rate {
+            calls: 0.0,
+            stamps: 0.0,
+            last_ticks: 0,
+            last_at: clock::now(),
+            window: clock::to_stamps(Self::WINDOW) as f64,
+            period: clock::to_stamps(retake_after).max(1) as f64,
+        }
     }
 
-    fn stamps(&self, budget: Duration) -> u64 {
-        clock::to_stamps(self.get(budget))
+    /// A round at `now` saw the slots' ticks sum to `ticks`; `polled`: the
+    /// sleep before it was a poll that timed out (a period sample).
+    fn observe(&mut self, ticks: u64, now: Stamp, polled: bool) {
+        let n = ticks.wrapping_sub(self.last_ticks) as f64;
+        let dt = now.wrapping_sub(self.last_at) as f64;
+        if polled {
+            self.period += Self::ALPHA * (dt - self.period);
+        }
+        self.calls = self.calls * Self::DECAY + n;
+        self.stamps = self.stamps * Self::DECAY + dt.min(self.window);
+        self.last_ticks = ticks;
+        self.last_at = now;
+    }
+
+    /// Calls started per poll period, recently.
+    fn per_period(&self) -> f64 {
+        self.calls * self.period / self.stamps.max(1.0)
     }
 }
 
@@ -191,32 +206,38 @@ struct Seen {
     recheck: Stamp,
 }
 
+fn min_stamp(a: Stamp, b: Stamp) -> Stamp {
+    a.min(b)
+}
+
 fn run(shared: Arc<Shared>) {
     // Without this, Linux stretches every timed wait by up to 50 µs.
     let _ = sys::set_precise_timer_slack();
     // Nice 19: see "Priority" in the module header.
     let _ = sys::set_lowest_priority();
     let cfg: &Config = &shared.config;
-    let retake_after = clock::to_stamps(cfg.retake_after);
+    let signal = &shared.monitor;
+    let retake_after = signal.retake_after();
     let long_call = clock::to_stamps(LONG_CALL);
     let recheck = clock::to_stamps(RULE_RECHECK);
-    let poll_max = cfg.retake_after.max(Duration::from_micros(1));
+    let poll_period = clock::to_stamps(cfg.retake_after.max(Duration::from_micros(1)));
     let mut lateness = Lateness::default();
+    let mut rate = Rate::new(cfg.retake_after);
+    let mut polling = false;
+    let mut polled = false;
     let mut seen = vec![Seen::default(); shared.slots.len()];
-    // Start parked: no call has been seen yet.
-    let mut quiet = QUIET_ROUNDS;
     let mut trace = cfg.schedtrace.map(crate::trace::Trace::new);
+    let mut woke = Woke::Signalled;
     while !shared.is_shutdown() {
         Counters::bump(&shared.counters.monitor_wakes);
         let now = clock::now();
-        let mut next: Option<Stamp> = None;
-        let mut new_calls = false;
+        let late = lateness.stamps(cfg.retake_after);
+        let mut next = NEVER;
+        let mut ticks = 0u64;
         let mut confirm = false;
         for (slot, seen) in shared.slots.iter().zip(seen.iter_mut()) {
             let snap = slot.state.load();
-            if snap.tick() != seen.tick {
-                new_calls = true; // a call started since the last round
-            }
+            ticks = ticks.wrapping_add(snap.tick());
             if snap.status() != Status::Syscall {
                 seen.tick = snap.tick();
                 continue;
@@ -232,10 +253,10 @@ fn run(shared: Arc<Shared>) {
             // this call; a later call's stamp only moves the deadline later.
             let entry = slot.stamp.load(Ordering::Relaxed);
             let due = entry
-                .wrapping_add(retake_after.saturating_sub(lateness.stamps(cfg.retake_after)))
+                .wrapping_add(retake_after.saturating_sub(late))
                 .max(seen.recheck);
             if now < due {
-                next = Some(next.map_or(due, |n| n.min(due)));
+                next = min_stamp(next, due);
                 continue;
             }
             if !seen_before {
@@ -248,8 +269,7 @@ fn run(shared: Arc<Shared>) {
                 slot.steal.is_empty() && idle.num_spinning() + idle.num_idle() > 0 && !lasted_long;
             if spare {
                 seen.recheck = now.wrapping_add(recheck);
-                let d = seen.recheck.min(entry.wrapping_add(long_call));
-                next = Some(next.map_or(d, |n| n.min(d)));
+                next = min_stamp(next, seen.recheck.min(entry.wrapping_add(long_call)));
                 continue;
             }
             if let Some(core) = slot.retake(tick) {
@@ -257,6 +277,7 @@ fn run(shared: Arc<Shared>) {
                 shared.handoff(core);
             }
         }
+        rate.observe(ticks, now, polled && woke == Woke::Timeout);
         if let Some(t) = trace.as_mut() {
             t.maybe_print(&shared);
         }
@@ -264,41 +285,49 @@ fn run(shared: Arc<Shared>) {
             // A call first seen past its deadline: let the CPU go (to the
             // caller's thread if we woke on its CPU) and look again at once.
             std::thread::yield_now();
+            polled = false;
             continue;
         }
-        if new_calls {
-            quiet = 0;
+        // Poll while calls come at least as often as we would poll; else
+        // sleep until the next known deadline and let enters wake us.
+        let per_period = rate.per_period();
+        polling = if polling {
+            per_period >= POLL_LEAVE
         } else {
-            quiet = quiet.saturating_add(1);
+            per_period >= POLL_ENTER
+        };
+        let poll_at = clock::now().wrapping_add(poll_period.saturating_sub(late));
+        polled = polling && poll_at <= next;
+        if polled {
+            next = poll_at;
         }
-        let short = Instant::now() + poll_max.saturating_sub(lateness.get(cfg.retake_after));
-        let mut deadline = next.map(clock::to_instant);
         if let Some(t) = trace.as_ref() {
-            let td = t.next_deadline();
-            deadline = Some(deadline.map_or(td, |d| d.min(td)));
+            let wait = t.next_deadline().saturating_duration_since(Instant::now());
+            next = min_stamp(next, clock::now().wrapping_add(clock::to_stamps(wait)));
         }
-        if quiet < QUIET_ROUNDS || deadline.is_some_and(|d| d <= short) {
-            // Step 2: calls are coming; never sleep past `retake_after`.
-            let d = deadline.map_or(short, |d| d.min(short));
-            shared.monitor.sleep(Some(d));
-            lateness.observe(d);
+        // Step 1 and 2 of the protocol in `slot/watch.rs`: publish, then
+        // look again for a call that started since the scan and is due
+        // before we would look.
+        signal.publish(next);
+        let missed = shared.slots.iter().zip(seen.iter()).any(|(s, seen)| {
+            // Ordered after our `publish` by its fence (slot/watch.rs).
+            let w = s.state.load();
+            w.status() == Status::Syscall
+                && w.tick() != seen.tick
+                // Relaxed: as in the scan.
+                && s.stamp.load(Ordering::Relaxed).wrapping_add(retake_after) < next
+        });
+        if missed || shared.is_shutdown() {
+            polled = false;
+            woke = Woke::Signalled;
             continue;
         }
-        // Step 3: park until the next known deadline or an enter.
-        // SeqCst pairs with enter's SeqCst store of `Syscall`.
-        shared.monitor.parked.store(true, Ordering::SeqCst);
-        let new_call = shared.slots.iter().zip(seen.iter()).any(|(s, seen)| {
-            let w = s.state.load_seqcst();
-            w.status() == Status::Syscall && w.tick() != seen.tick
-        });
-        if !new_call && !shared.is_shutdown() {
-            shared.monitor.sleep(deadline);
-        }
-        if shared.monitor.parked.swap(false, Ordering::SeqCst) {
-            // Woken by the deadline, not by an enter: stay in the long sleep
-            // mode after this round.
-        } else {
-            quiet = 0;
+        let deadline = (next != NEVER).then(|| clock::to_instant(next));
+        woke = signal.sleep(deadline);
+        if woke == Woke::Timeout {
+            if let Some(d) = deadline {
+                lateness.observe(Instant::now().saturating_duration_since(d));
+            }
         }
     }
 }

@@ -24,6 +24,7 @@
 //! - counters: written by the owner only (a load and a store, no RMW: one
 //!   writer at a time), read by metrics.
 pub(crate) mod state;
+pub(crate) mod watch;
 
 use crate::clock::Stamp;
 use crate::loom::{AtomicU64, Ordering, UnsafeCell};
@@ -98,7 +99,7 @@ impl<C, T> Slot<C, T> {
     /// (Go's `reentersyscall`). Returns the call's tick for the exit CAS.
     #[must_use]
     pub(crate) fn enter_call(&self, core: Box<C>, stamp: Stamp) -> u64 {
-        // Relaxed: published by the SeqCst status store just below.
+        // Relaxed: published by the Release status store just below.
         self.stamp.store(stamp, Ordering::Relaxed);
         // SAFETY: the slot is `Running` and we own it (we hold its core), so
         // nobody reads the cell until the store below publishes `Syscall`

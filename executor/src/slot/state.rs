@@ -23,10 +23,11 @@
 //!   slot. Exactly one of the returning thread (to `Running`) and the monitor
 //!   (to `Idle`) wins the CAS and takes the core; the loser must not touch it.
 //!
-//! Orderings: `enter`'s store is `SeqCst` (it is also one side of the
-//! monitor's park/wake Dekker pair, see `monitor.rs`) and publishes the core
-//! parked in the slot; both CASes out of `Syscall` are `Acquire` (they take
-//! that core). The owner's other stores are `Release`.
+//! Orderings: `enter`'s store is `Release` and publishes the core parked in
+//! the slot (the `SeqCst` fence that follows it in `Signal::call_entered`
+//! makes it one side of the monitor's wake-up Dekker pair, `watch.rs`);
+//! both CASes out of `Syscall` are `Acquire` (they take that core). The
+//! owner's other stores are `Release`.
 use crate::loom::{AtomicU64, Ordering};
 
 const STATUS_MASK: u64 = 0b11;
@@ -94,15 +95,9 @@ impl State {
 
     /// Any thread: the current word (for the monitor and metrics).
     pub(crate) fn load(&self) -> Snapshot {
-        // Acquire pairs with enter's SeqCst store: a monitor that sees
+        // Acquire pairs with enter's Release store: a monitor that sees
         // `Syscall` also sees the entry stamp written before it.
         Snapshot(self.word.load(Ordering::Acquire))
-    }
-
-    /// The monitor's re-check before it parks: `SeqCst` pairs with enter's
-    /// `SeqCst` store (the Dekker pair in `monitor.rs`).
-    pub(crate) fn load_seqcst(&self) -> Snapshot {
-        Snapshot(self.word.load(Ordering::SeqCst))
     }
 
     /// Owner, or a thread that just took the slot off the idle list:
@@ -141,11 +136,12 @@ impl State {
             "enter on a slot that is not running"
         );
         let tick = (w >> TICK_SHIFT).wrapping_add(1);
-        // SeqCst: publishes the core parked in the slot (partner: the
-        // Acquire CASes below) and is the store side of the monitor's
-        // Dekker pair (partner: the SeqCst store of `parked` in monitor.rs).
+        // Release: publishes the core parked in the slot (partner: the
+        // Acquire CASes below). The caller then runs `Signal::call_entered`,
+        // whose SeqCst fence makes this store one side of the monitor's
+        // Dekker pair (partner: the fence in `Signal::publish`).
         self.word
-            .store((tick << TICK_SHIFT) | SYSCALL, Ordering::SeqCst);
+            .store((tick << TICK_SHIFT) | SYSCALL, Ordering::Release);
         tick
     }
 
@@ -154,7 +150,7 @@ impl State {
     pub(crate) fn transition_to_running_from_syscall(&self, tick: u64) -> ExitCas {
         let from = (tick << TICK_SHIFT) | SYSCALL;
         let to = (tick << TICK_SHIFT) | RUNNING;
-        // Acquire pairs with enter's SeqCst store (the core we parked).
+        // Acquire pairs with enter's Release store (the core we parked).
         match self
             .word
             .compare_exchange(from, to, Ordering::Acquire, Ordering::Relaxed)
@@ -168,7 +164,7 @@ impl State {
     pub(crate) fn transition_to_idle_from_syscall(&self, tick: u64) -> Retake {
         let from = (tick << TICK_SHIFT) | SYSCALL;
         let to = tick << TICK_SHIFT;
-        // Acquire pairs with enter's SeqCst store (the core parked in the slot).
+        // Acquire pairs with enter's Release store (the core parked in the slot).
         match self
             .word
             .compare_exchange(from, to, Ordering::Acquire, Ordering::Relaxed)

@@ -1,0 +1,194 @@
+//! The monitor's cost follows the calls (monitor.rs, "What it costs"): a
+//! sparse stream of calls costs a few monitor wakes per call and a small
+//! share of a core, an idle runtime costs no wakes, and a call that lasts
+//! is still retaken after a quiet spell. Its own binary: it reads the
+//! monitor thread's CPU time and the process's metrics.
+mod common;
+
+use common::{blocking, watchdog};
+use handoff_executor::{spawn, Runtime};
+use handoff_reactor::time::sleep;
+use std::time::{Duration, Instant};
+
+/// CPU time (user + system) of this process's threads named `name`, from
+/// `/proc/self/task/*/schedstat` (nanoseconds on the CPU), falling back to
+/// the clock ticks of `stat`.
+fn cpu_of_thread(name: &str) -> Duration {
+    let mut total = Duration::ZERO;
+    for e in std::fs::read_dir("/proc/self/task").expect("read /proc/self/task") {
+        let path = e.unwrap().path();
+        let Ok(comm) = std::fs::read_to_string(path.join("comm")) else {
+            continue;
+        };
+        if comm.trim_end() != name {
+            continue;
+        }
+        if let Some(ns) = std::fs::read_to_string(path.join("schedstat"))
+            .ok()
+            .and_then(|s| s.split(' ').next()?.parse::<u64>().ok())
+        {
+            total += Duration::from_nanos(ns);
+            continue;
+        }
+        let stat = std::fs::read_to_string(path.join("stat")).unwrap();
+        let rest = &stat[stat.rfind(')').unwrap() + 2..];
+        let f: Vec<&str> = rest.split(' ').collect();
+        let ticks: u64 = f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
+        // SAFETY: sysconf has no preconditions.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+        total += Duration::from_nanos(ticks * 1_000_000_000 / hz);
+    }
+    total
+}
+
+const MONITOR: &str = "handoff-monitor";
+
+/// The tests of this binary run one at a time: each reads the CPU time of
+/// every monitor thread in the process.
+static ALONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn alone() -> std::sync::MutexGuard<'static, ()> {
+    ALONE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A server doing one short call per millisecond keeps no slot in a call
+/// almost all the time: the monitor must not poll through it (the previous
+/// design polled every `retake_after`, ~13 000 wakes a second, a fifth of
+/// a core). Generous bounds: at most 3 wakes per call, under 10% of a core.
+#[test]
+fn one_call_per_millisecond_costs_a_few_monitor_wakes_per_call() {
+    const CALLS: u64 = 1_000;
+    let _alone = alone();
+    watchdog(60, "sparse calls", || {
+        let rt = Runtime::builder().worker_threads(2).build().unwrap();
+        let m0 = rt.metrics();
+        let (cpu0, wall0) = (cpu_of_thread(MONITOR), Instant::now());
+        rt.block_on(async {
+            spawn(async {
+                for _ in 0..CALLS {
+                    blocking(common::getpid).await;
+                    sleep(Duration::from_millis(1)).await;
+                }
+            })
+            .await
+            .unwrap()
+        });
+        let (cpu, wall) = (cpu_of_thread(MONITOR) - cpu0, wall0.elapsed());
+        let m = rt.metrics();
+        let wakes = m.monitor_wakes - m0.monitor_wakes;
+        let share = cpu.as_secs_f64() / wall.as_secs_f64();
+        eprintln!(
+            "{CALLS} calls 1 ms apart: {wakes} monitor wakes, monitor CPU {cpu:?} over {wall:?} ({:.2}% of a core)",
+            share * 100.0
+        );
+        assert!(
+            wakes <= 3 * CALLS,
+            "{wakes} monitor wakes for {CALLS} short calls 1 ms apart (limit {})",
+            3 * CALLS
+        );
+        assert!(
+            share < 0.10,
+            "the monitor used {:.1}% of a core for one short call per millisecond",
+            share * 100.0
+        );
+    });
+}
+
+/// Calls of 100 µs (past `retake_after`) once a millisecond: each may need
+/// a retake, and each costs a bounded number of wakes (the enter, the
+/// deadline, a re-check of a spared call).
+#[test]
+fn one_long_ish_call_per_millisecond_costs_a_few_wakes_per_call() {
+    const CALLS: u64 = 500;
+    let _alone = alone();
+    watchdog(60, "sparse 100 µs calls", || {
+        let rt = Runtime::builder().worker_threads(2).build().unwrap();
+        let m0 = rt.metrics();
+        rt.block_on(async {
+            spawn(async {
+                for _ in 0..CALLS {
+                    blocking(|| std::thread::sleep(Duration::from_micros(100))).await;
+                    sleep(Duration::from_millis(1)).await;
+                }
+            })
+            .await
+            .unwrap()
+        });
+        let wakes = rt.metrics().monitor_wakes - m0.monitor_wakes;
+        eprintln!("{CALLS} calls of 100 µs 1 ms apart: {wakes} monitor wakes");
+        assert!(
+            wakes <= 4 * CALLS,
+            "{wakes} monitor wakes for {CALLS} calls of 100 µs (limit {})",
+            4 * CALLS
+        );
+    });
+}
+
+/// After a burst of back-to-back calls the monitor stops polling and an
+/// idle runtime wakes it (almost) never.
+#[test]
+fn an_idle_runtime_after_a_burst_wakes_the_monitor_almost_never() {
+    let _alone = alone();
+    watchdog(60, "idle monitor", || {
+        let rt = Runtime::builder().worker_threads(2).build().unwrap();
+        rt.block_on(async {
+            spawn(async {
+                for _ in 0..100_000 {
+                    blocking(common::getpid).await;
+                }
+            })
+            .await
+            .unwrap()
+        });
+        std::thread::sleep(Duration::from_millis(50));
+        let w0 = rt.metrics().monitor_wakes;
+        let cpu0 = cpu_of_thread(MONITOR);
+        std::thread::sleep(Duration::from_secs(1));
+        let wakes = rt.metrics().monitor_wakes - w0;
+        let cpu = cpu_of_thread(MONITOR) - cpu0;
+        assert!(wakes <= 2, "the idle monitor woke {wakes} times in 1 s");
+        assert!(
+            cpu < Duration::from_millis(5),
+            "the idle monitor used {cpu:?} of CPU in 1 s"
+        );
+    });
+}
+
+/// After a quiet spell (the monitor asleep with no deadline) a call that
+/// lasts is still retaken: the enter wakes the monitor. One slot, B queued
+/// behind A's call: B runs while A's call is still in progress.
+#[test]
+fn a_call_after_a_quiet_spell_is_retaken() {
+    let _alone = alone();
+    watchdog(60, "retake after quiet", || {
+        let rt = Runtime::builder().worker_threads(1).build().unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        let w0 = rt.metrics().monitor_wakes;
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(
+            rt.metrics().monitor_wakes - w0 <= 1,
+            "the monitor woke while nothing happened"
+        );
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        rt.block_on(async move {
+            let a = spawn(async move {
+                let b = spawn(async move { done_tx.send(()).unwrap() });
+                // Blocks until B ran: only a retake lets B run on the one slot.
+                blocking(move || rx.recv_timeout(Duration::from_secs(20)).is_ok()).await
+                    && b.await.is_ok()
+            });
+            let waiter = std::thread::spawn(move || {
+                let ran = done_rx.recv_timeout(Duration::from_secs(20)).is_ok();
+                let _ = tx.send(());
+                ran
+            });
+            assert!(a.await.unwrap(), "A's call ended without B having run");
+            assert!(
+                waiter.join().unwrap(),
+                "B never ran while A was in its call"
+            );
+        });
+        assert!(rt.metrics().retakes >= 1);
+    });
+}
