@@ -4,8 +4,9 @@
 #
 #   scripts/valgrind.sh            # the default subset (a few minutes)
 #   scripts/valgrind.sh --ci       # the small subset .ci/run uses
+#   scripts/valgrind.sh --all      # every integration test binary of every crate
 #   scripts/valgrind.sh TEST[:FILTER] ...   # chosen test binaries, e.g.
-#                                  # scripts/valgrind.sh fault_panics stress_tcp
+#        scripts/valgrind.sh fault_panics stress_tcp:churn reactor/tests/net.rs
 #
 # Each test binary is built by `cargo test --no-run` (its path read from
 # cargo's JSON messages) and run with --test-threads=1 under
@@ -32,21 +33,27 @@ if [[ $# -eq 0 ]]; then
   set -- "${default_subset[@]}"
 elif [[ $1 == --ci ]]; then
   set -- "${ci_subset[@]}"
+elif [[ $1 == --all ]]; then
+  set -- $(ls tests/*.rs | sed 's|tests/\(.*\)\.rs|\1|') $(ls ./*/tests/*.rs | sed 's|^\./||')
 fi
 
-# Build every requested test binary in one cargo call; map name -> path.
-names=()
-for spec in "$@"; do names+=("${spec%%:*}"); done
-args=()
-for n in "${names[@]}"; do args+=(--test "$n"); done
-json=$(cargo test -p handoff --no-run --message-format=json "${args[@]}" 2>/dev/null)
+# Build the workspace's test binaries in one cargo call (already built by
+# `cargo test --workspace` in CI); a test is found by its source file:
+# NAME means tests/NAME.rs of the root package, a path (reactor/tests/net.rs)
+# any crate's test.
+json=$(cargo test --workspace --tests --no-run --message-format=json 2>/dev/null)
 
 status=0
 for spec in "$@"; do
   name=${spec%%:*}
   filter=""
   [[ $spec == *:* ]] && filter=${spec#*:}
-  exe=$(printf '%s\n' "$json" | grep "\"name\":\"$name\"" | grep -o '"executable":"[^"]*"' |
+  case $name in
+    */*) src="$PWD/$name" ;;
+    *) src="$PWD/tests/$name.rs" ;;
+  esac
+  exe=$(printf '%s\n' "$json" | grep -F "\"src_path\":\"$src\"" | grep '"test":true' |
+        grep -o '"executable":"[^"]*"' |
         sed 's/"executable":"\(.*\)"/\1/' | tail -1)
   if [[ -z $exe ]]; then
     echo "valgrind.sh: no test binary named $name" >&2

@@ -3,8 +3,10 @@
 //! - `fault_accept_emfile_recovers`: in a child process (the limit is
 //!   process-wide), `RLIMIT_NOFILE` is lowered so `accept` fails with
 //!   `EMFILE` while connections wait in the backlog; the server frees the
-//!   descriptors it holds and accepts the rest: every client is served, and
-//!   the runtime works after.
+//!   descriptors it holds and accepts the rest: every client is served.
+//!   Then with no descriptor left, `bind`, `connect` and `fs::read` fail
+//!   with `EMFILE` (errors, not panics) while tasks, blocking calls and
+//!   timers keep working.
 //! - `fault_peer_reset_mid_write`: peers that close with `SO_LINGER 0` (an
 //!   RST) while the server writes or reads: the server's call returns an
 //!   `io::Error` (never a panic) and the runtime keeps serving.
@@ -137,6 +139,22 @@ fn emfile_scenario() {
         "accept never failed with EMFILE: the limit was not reached"
     );
     drop(clients);
+    // No descriptor left at all: every call that needs one fails with
+    // EMFILE (an error, not a panic) and the rest of the runtime works.
+    set_nofile(limit_leaving(0));
+    let emfile = |r: std::io::Result<()>, what: &str| {
+        let e = r.expect_err(what);
+        assert_eq!(e.raw_os_error(), Some(libc::EMFILE), "{what}: {e}");
+    };
+    rt.block_on(async {
+        emfile(TcpListener::bind("127.0.0.1:0").await.map(drop), "bind");
+        emfile(TcpStream::connect(addr).await.map(drop), "connect");
+        emfile(
+            handoff::fs::read("/proc/self/stat").await.map(drop),
+            "fs::read",
+        );
+    });
+    assert_runtime_works(&rt);
     set_nofile(old.rlim_cur);
     assert_runtime_works(&rt);
     println!(

@@ -95,7 +95,7 @@ fn assert_runtime_works(rt: &Runtime) {
             .map(|i| {
                 handoff::spawn(async move {
                     handoff::yield_now().await;
-                    if i % 10 == 0 {
+                    if i % 10 < 1 {
                         handoff::blocking(move || i).await
                     } else if i % 10 == 1 {
                         handoff::time::sleep(Duration::from_micros(300)).await;
@@ -279,7 +279,7 @@ fn fault_drop_panics_on_abort() {
             .collect();
         // Abort from outside the runtime and from inside a task.
         for (i, h) in hs.iter().enumerate() {
-            if i % 2 == 0 {
+            if i & 1 == 0 {
                 h.abort();
             }
         }
@@ -318,7 +318,7 @@ fn fault_drop_panics_at_shutdown() {
                 }
             });
             let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
-                if round % 2 == 0 {
+                if round & 1 == 0 {
                     drop(rt);
                 } else {
                     rt.shutdown_timeout(Duration::from_secs(5));

@@ -198,3 +198,67 @@ fn fault_thread_spawn_fails_rlimit_nproc() {
         nproc_scenario,
     );
 }
+
+/// Threads stuck in calls that only return when the user says so: shutdown
+/// (both `drop` and `shutdown_timeout`) returns without them, and when the
+/// calls return later their tasks' futures are dropped (nothing leaks).
+#[test]
+fn fault_shutdown_with_calls_stuck_until_released() {
+    watchdog(60, "shutdown with stuck calls", || {
+        for round in 0..2 {
+            let rt = Runtime::builder()
+                .worker_threads(2)
+                .max_threads(16)
+                .build()
+                .unwrap();
+            let ledger = stress_common::Ledger::new(6);
+            let (entered_tx, entered_rx) = std::sync::mpsc::channel();
+            let mut releases = Vec::new();
+            let mut handles = Vec::new();
+            for i in 0..6 {
+                let (tx, rx) = std::sync::mpsc::channel::<()>();
+                releases.push(tx);
+                let g = ledger.guard(i);
+                let entered = entered_tx.clone();
+                handles.push(rt.spawn(async move {
+                    let g = g;
+                    let f = move || {
+                        entered.send(()).unwrap();
+                        let _ = rx.recv();
+                    };
+                    if i % 2 == 0 {
+                        handoff::blocking(f).await;
+                    } else {
+                        handoff::blocking_long(f).await;
+                    }
+                    handoff::yield_now().await;
+                    g.done();
+                }));
+            }
+            for _ in 0..6 {
+                entered_rx
+                    .recv_timeout(Duration::from_secs(30))
+                    .expect("every call started");
+            }
+            if round == 0 {
+                drop(rt);
+            } else {
+                rt.shutdown_timeout(Duration::from_millis(50));
+            }
+            // Shutdown returned with 6 threads still inside their calls.
+            assert_eq!(
+                ledger.dropped(),
+                0,
+                "futures of tasks in calls are still in use"
+            );
+            drop(releases);
+            ledger.wait_all_dropped(30);
+            for h in handles {
+                let r = futures::executor::block_on(h);
+                assert!(r.unwrap_err().is_cancelled());
+            }
+            let (completed, cancelled) = ledger.check(6, false);
+            assert_eq!((completed, cancelled), (0, 6), "round {round}");
+        }
+    });
+}

@@ -245,7 +245,7 @@ fn inside() {
         handles.push((i, parent, waiter, victim));
     }
     let (p2, w2, v2) = (parents.clone(), waiters.clone(), victims.clone());
-    let children_joined = rt.block_on(async move {
+    rt.block_on(async move {
         for (i, p, w, v) in handles {
             let r = p.await;
             p2.joined(i, &r);
@@ -256,7 +256,6 @@ fn inside() {
             v2.joined(i, &r);
         }
     });
-    let () = children_joined;
     let m = rt.metrics();
     drop(rt);
     assert_eq!(parents.check(n, true).0, n);
@@ -273,4 +272,114 @@ fn inside() {
 #[test]
 fn stress_spawn_and_wake_inside_blocking() {
     isolated("stress_spawn_and_wake_inside_blocking", 120, &[], inside);
+}
+
+fn panics_and_aborts() {
+    let n = if under_valgrind() {
+        300
+    } else {
+        scale(2_000, 20_000)
+    };
+    let mut rng = XorShift::new(seed("stress_blocking_panics_and_aborts"));
+    let rt = Runtime::builder()
+        .worker_threads(2)
+        .max_threads(32)
+        .build()
+        .unwrap();
+    let _w = watch(rt.handle());
+    let ledger = Ledger::new(n);
+    let mut handles = Vec::new();
+    let mut will_panic = vec![false; n];
+    for (i, panics) in will_panic.iter_mut().enumerate() {
+        // Calls long enough to be retaken (slow exits) and short ones; a
+        // third panic inside the closure (after the slot may be gone).
+        let us = if rng.below(2) == 0 { rng.below(400) } else { 0 };
+        *panics = rng.below(3) == 0;
+        let (p, is_long) = (*panics, rng.below(4) == 0);
+        let g = ledger.guard(i);
+        let h = rt.spawn(async move {
+            let g = g;
+            let f = move || {
+                if us > 0 {
+                    std::thread::sleep(Duration::from_micros(us));
+                }
+                if p {
+                    panic!("on purpose: a blocking closure panics");
+                }
+                us
+            };
+            let got = if is_long {
+                handoff::blocking_long(f).await
+            } else {
+                handoff::blocking(f).await
+            };
+            assert_eq!(got, us);
+            g.done();
+        });
+        if rng.below(8) == 0 {
+            h.abort();
+        }
+        handles.push(h);
+    }
+    let l2 = ledger.clone();
+    let (panicked, cancelled) = rt.block_on(async move {
+        let (mut panicked, mut cancelled) = (0, 0);
+        for (i, h) in handles.into_iter().enumerate() {
+            match h.await {
+                Err(e) if e.is_panic() => {
+                    assert!(
+                        will_panic[i],
+                        "task {i} panicked without a panicking closure"
+                    );
+                    panicked += 1;
+                }
+                r => {
+                    if r.as_ref().is_err_and(|e| e.is_cancelled()) {
+                        cancelled += 1;
+                    }
+                    l2.joined(i, &r);
+                }
+            }
+        }
+        (panicked, cancelled)
+    });
+    // Every slot comes back to the idle list: no slot is lost by a panic on
+    // any exit path.
+    let slots = rt.metrics().slots;
+    stress_common::wait_until(30, "every slot back on the idle list", || {
+        rt.metrics().slots_idle == slots
+    });
+    let m = rt.metrics();
+    // And the runtime still uses both slots.
+    let sum = rt.block_on(async {
+        let hs: Vec<_> = (0..200u64)
+            .map(|i| handoff::spawn(async move { handoff::blocking(move || i).await }))
+            .collect();
+        let mut s = 0;
+        for h in hs {
+            s += h.await.unwrap();
+        }
+        s
+    });
+    assert_eq!(sum, (0..200).sum::<u64>());
+    drop(rt);
+    ledger.wait_all_dropped(30);
+    assert_eq!(ledger.created(), n);
+    assert_eq!(ledger.dropped(), n, "every future dropped once");
+    assert!(panicked > 0);
+    println!(
+        "stress_blocking_panics_and_aborts: {n} calls, {panicked} panicked, {cancelled} cancelled; \
+         exits fast/idle/slow {}/{}/{}, retakes {}",
+        m.blocking_fast_exits, m.blocking_idle_slot_exits, m.blocking_slow_exits, m.retakes
+    );
+}
+
+#[test]
+fn stress_blocking_panics_and_aborts() {
+    isolated(
+        "stress_blocking_panics_and_aborts",
+        120,
+        &[],
+        panics_and_aborts,
+    );
 }

@@ -103,7 +103,7 @@ fn round(r: usize, rng: &mut XorShift) {
     started_rx
         .recv_timeout(Duration::from_secs(30))
         .expect("a blocking call started");
-    if r % 2 == 0 {
+    if r & 1 == 0 {
         drop(rt);
     } else {
         rt.shutdown_timeout(Duration::from_millis(rng.below(5)));
@@ -155,4 +155,34 @@ fn scenario() {
 #[test]
 fn stress_runtime_churn() {
     isolated("stress_runtime_churn", 120, &[], scenario);
+}
+
+/// Threads blocked in `Handle::block_on` on join handles while the runtime
+/// is dropped: each returns (the tasks are cancelled), none hangs.
+#[test]
+fn stress_runtime_dropped_under_block_on_threads() {
+    stress_common::watchdog(60, "drop under block_on threads", || {
+        for _ in 0..scale(20, 200) {
+            let rt = Runtime::builder().worker_threads(2).build().unwrap();
+            let (ready_tx, ready_rx) = mpsc::channel();
+            let threads: Vec<_> = (0..4)
+                .map(|_| {
+                    let h = rt.handle().clone();
+                    let ready = ready_tx.clone();
+                    std::thread::spawn(move || {
+                        let j = h.spawn(std::future::pending::<()>());
+                        ready.send(()).unwrap();
+                        h.block_on(j)
+                    })
+                })
+                .collect();
+            for _ in 0..4 {
+                ready_rx.recv().unwrap();
+            }
+            drop(rt);
+            for t in threads {
+                assert!(t.join().unwrap().unwrap_err().is_cancelled());
+            }
+        }
+    });
 }

@@ -138,7 +138,7 @@ fn scenario() {
     while first < n {
         let count = WAVE.min(n - first);
         let mut wave_rng = XorShift::new(rng.next());
-        let handles = if wave_no % 2 == 0 {
+        let handles = if wave_no & 1 == 0 {
             // Spawned from outside the runtime (the injection queue).
             let h = rt.handle().clone();
             spawn_wave(first, count, &mut wave_rng, &ledger, &wakers, &move |f| {

@@ -79,7 +79,7 @@ fn scenario() {
             let (next, silent) = (next.clone(), silent.clone());
             rt.spawn(async move {
                 let g = g;
-                let mut rng = XorShift::new(seed ^ (c as u64 + 1) * 0x9E37_79B9);
+                let mut rng = XorShift::new(seed ^ ((c as u64 + 1) * 0x9E37_79B9));
                 loop {
                     let k = next.fetch_add(1, Ordering::Relaxed);
                     if k >= n {

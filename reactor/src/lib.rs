@@ -47,6 +47,8 @@ pub mod coop;
 mod driver;
 mod io;
 mod loom;
+#[cfg(all(test, loom))]
+mod loom_register;
 pub mod net;
 pub mod signal;
 mod state;
