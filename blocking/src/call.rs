@@ -61,6 +61,8 @@ use std::task::{Context, Poll};
 use handoff_executor::bridge::{self, Call, Exit};
 use handoff_reactor::coop;
 
+use crate::learn::Site;
+
 /// A panic payload, as `catch_unwind` returns it.
 pub(crate) type Payload = Box<dyn Any + Send + 'static>;
 
@@ -77,6 +79,17 @@ pub(crate) enum Ran<R> {
 /// Runs `f` as a system call: steps 1–4 of the module header, without the
 /// storing. Used by [`Blocking`] and by the `poll_*` functions of `fs::File`.
 pub(crate) fn run<R>(call: Call, f: impl FnOnce() -> R) -> Ran<R> {
+    run_at(call, None, f)
+}
+
+/// [`run`] for a call made at `site`: a `Short` call at a site that has been
+/// learnt to block is entered as `Long`, and how the call exited teaches the
+/// site (`crate::learn`).
+pub(crate) fn run_at<R>(call: Call, site: Option<Site>, f: impl FnOnce() -> R) -> Ran<R> {
+    let call = match site {
+        Some(site) if call == Call::Short => site.call(),
+        _ => call,
+    };
     let Some(syscall) = bridge::enter(call) else {
         // No slot to release: a plain call. A panic unwinds as usual.
         return Ran::Ready(f());
@@ -84,7 +97,11 @@ pub(crate) fn run<R>(call: Call, f: impl FnOnce() -> R) -> Ran<R> {
     // AssertUnwindSafe: a panic is never swallowed; it is resumed into the task
     // (now or on the next poll), which sees it exactly as if uncaught.
     let out = catch_unwind(AssertUnwindSafe(f));
-    match syscall.exit() {
+    let exit = syscall.exit();
+    if let Some(site) = site {
+        site.learn(call, exit);
+    }
+    match exit {
         Exit::Fast | Exit::IdleSlot => match out {
             Ok(value) => Ran::Ready(value),
             Err(payload) => resume_unwind(payload),
@@ -136,6 +153,9 @@ enum State<F, R> {
 pub struct Blocking<F, R> {
     state: State<F, R>,
     call: Call,
+    /// Where `blocking` was called, for call-site learning (`None` for
+    /// `blocking_long`, which always hands off).
+    site: Option<Site>,
 }
 
 // The future moves `F` and `R` by value and never hands out a pinned
@@ -170,7 +190,7 @@ where
             return Poll::Pending;
         }
         match std::mem::replace(&mut this.state, State::Finished) {
-            State::Start(f) => match run(this.call, f) {
+            State::Start(f) => match run_at(this.call, this.site, f) {
                 Ran::Ready(value) => Poll::Ready(value),
                 Ran::Slow(out) => {
                     this.state = State::Done(out);
@@ -237,6 +257,13 @@ impl<F, R> Drop for Blocking<F, R> {
 /// read, so a task looping over fast calls yields now and then instead of
 /// starving the tasks queued behind it.
 ///
+/// `blocking` learns per call site (the line that calls it): a site whose
+/// calls keep outlasting `retake_after` is entered like [`blocking_long`]
+/// (the slot is handed off at entry, so the tasks behind it do not wait for
+/// the monitor), and is measured again every few calls, so a site that stops
+/// blocking goes back to the inline fast path. See
+/// [`set_call_site_learning`](crate::set_call_site_learning).
+///
 /// # Panics
 ///
 /// A panic in `f` is resumed in the task after the slot protocol completed,
@@ -292,6 +319,7 @@ impl<F, R> Drop for Blocking<F, R> {
 /// assert_eq!(pid as u32, std::process::id());
 /// # });
 /// ```
+#[track_caller]
 pub fn blocking<F, R>(f: F) -> Blocking<F, R>
 where
     F: FnOnce() -> R,
@@ -299,6 +327,7 @@ where
     Blocking {
         state: State::Start(f),
         call: Call::Short,
+        site: Some(Site::of(std::panic::Location::caller())),
     }
 }
 
@@ -369,6 +398,7 @@ where
     Blocking {
         state: State::Start(f),
         call: Call::Long,
+        site: None,
     }
 }
 
@@ -447,6 +477,7 @@ mod tests {
         let fut: Blocking<fn() -> PanicOnDrop, PanicOnDrop> = Blocking {
             state: State::Done(Ok(PanicOnDrop(drops.clone()))),
             call: Call::Short,
+            site: None,
         };
         drop(fut);
         assert_eq!(drops.load(Ordering::SeqCst), 1);
@@ -457,6 +488,7 @@ mod tests {
         let mut fut: Blocking<fn() -> u8, u8> = Blocking {
             state: State::Done(Err(Box::new("stored panic"))),
             call: Call::Short,
+            site: None,
         };
         let caught = catch_unwind(AssertUnwindSafe(|| {
             let _ = noop_cx(|cx| Pin::new(&mut fut).poll(cx));
@@ -470,6 +502,7 @@ mod tests {
         let mut fut: Blocking<fn() -> u8, u8> = Blocking {
             state: State::Done(Ok(42)),
             call: Call::Long,
+            site: None,
         };
         assert_eq!(noop_cx(|cx| Pin::new(&mut fut).poll(cx)), Poll::Ready(42));
     }
