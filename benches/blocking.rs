@@ -378,7 +378,11 @@ fn per_call() {
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Variant {
+    /// `blocking` with call-site learning off: the monitor's retake path.
     Blocking,
+    /// `blocking` with call-site learning on (the default): after two
+    /// retaken calls the site is entered like `blocking_long`.
+    BlockingLearned,
     BlockingLong,
     BlockInPlace,
     NoBridge,
@@ -388,6 +392,7 @@ impl Variant {
     fn name(self) -> &'static str {
         match self {
             Variant::Blocking => "handoff blocking",
+            Variant::BlockingLearned => "blocking, site learning",
             Variant::BlockingLong => "handoff blocking_long",
             Variant::BlockInPlace => "tokio block_in_place",
             Variant::NoBridge => "tokio, no bridge",
@@ -396,7 +401,8 @@ impl Variant {
 
     fn target(self) -> &'static str {
         match self {
-            Variant::Blocking => "p99 <= 50 µs",
+            Variant::Blocking => "p99 <= 50 µs (retake path, learning off)",
+            Variant::BlockingLearned => "(learning on, the default)",
             Variant::BlockingLong => "p99 <= 35 µs",
             Variant::BlockInPlace | Variant::NoBridge => "(baseline)",
         }
@@ -430,7 +436,9 @@ async fn handoff_round(variant: Variant, condition: Condition) -> Duration {
     let b = handoff::spawn(async move { tx.send(Instant::now()).unwrap() });
     let entry = Instant::now();
     match variant {
-        Variant::Blocking => handoff::blocking(|| std::thread::sleep(CALL)).await,
+        Variant::Blocking | Variant::BlockingLearned => {
+            handoff::blocking(|| std::thread::sleep(CALL)).await
+        }
         Variant::BlockingLong => handoff::blocking_long(|| std::thread::sleep(CALL)).await,
         _ => unreachable!("tokio variants run on tokio"),
     }
@@ -466,15 +474,19 @@ fn latency_samples(variant: Variant, condition: Condition) -> Vec<Duration> {
         }
     };
     let mut v: Vec<Duration> = match variant {
-        Variant::Blocking | Variant::BlockingLong => {
+        Variant::Blocking | Variant::BlockingLearned | Variant::BlockingLong => {
             let rt = handoff_rt(1);
-            (0..rounds)
+            let learning = handoff::call_site_learning();
+            handoff::set_call_site_learning(variant == Variant::BlockingLearned);
+            let v = (0..rounds)
                 .map(|_| {
                     idle();
                     rt.block_on(rt.spawn(handoff_round(variant, condition)))
                         .unwrap()
                 })
-                .collect()
+                .collect();
+            handoff::set_call_site_learning(learning);
+            v
         }
         Variant::BlockInPlace | Variant::NoBridge => {
             let rt = tokio_rt(1);
@@ -521,6 +533,7 @@ fn handoff_latency() {
             Variant::BlockingLong,
             Variant::BlockInPlace,
             Variant::NoBridge,
+            Variant::BlockingLearned,
         ] {
             let v = latency_samples(variant, condition);
             println!(
