@@ -378,7 +378,11 @@ fn per_call() {
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Variant {
+    /// `blocking` with call-site learning off: the monitor's retake path.
     Blocking,
+    /// `blocking` with call-site learning on (the default): after two
+    /// retaken calls the site is entered like `blocking_long`.
+    BlockingLearned,
     BlockingLong,
     BlockInPlace,
     NoBridge,
@@ -388,6 +392,7 @@ impl Variant {
     fn name(self) -> &'static str {
         match self {
             Variant::Blocking => "handoff blocking",
+            Variant::BlockingLearned => "blocking, site learning",
             Variant::BlockingLong => "handoff blocking_long",
             Variant::BlockInPlace => "tokio block_in_place",
             Variant::NoBridge => "tokio, no bridge",
@@ -396,7 +401,8 @@ impl Variant {
 
     fn target(self) -> &'static str {
         match self {
-            Variant::Blocking => "p99 <= 50 µs",
+            Variant::Blocking => "p99 <= 50 µs (retake path, learning off)",
+            Variant::BlockingLearned => "(learning on, the default)",
             Variant::BlockingLong => "p99 <= 35 µs",
             Variant::BlockInPlace | Variant::NoBridge => "(baseline)",
         }
@@ -430,7 +436,9 @@ async fn handoff_round(variant: Variant, condition: Condition) -> Duration {
     let b = handoff::spawn(async move { tx.send(Instant::now()).unwrap() });
     let entry = Instant::now();
     match variant {
-        Variant::Blocking => handoff::blocking(|| std::thread::sleep(CALL)).await,
+        Variant::Blocking | Variant::BlockingLearned => {
+            handoff::blocking(|| std::thread::sleep(CALL)).await
+        }
         Variant::BlockingLong => handoff::blocking_long(|| std::thread::sleep(CALL)).await,
         _ => unreachable!("tokio variants run on tokio"),
     }
@@ -466,15 +474,19 @@ fn latency_samples(variant: Variant, condition: Condition) -> Vec<Duration> {
         }
     };
     let mut v: Vec<Duration> = match variant {
-        Variant::Blocking | Variant::BlockingLong => {
+        Variant::Blocking | Variant::BlockingLearned | Variant::BlockingLong => {
             let rt = handoff_rt(1);
-            (0..rounds)
+            let learning = handoff::call_site_learning();
+            handoff::set_call_site_learning(variant == Variant::BlockingLearned);
+            let v = (0..rounds)
                 .map(|_| {
                     idle();
                     rt.block_on(rt.spawn(handoff_round(variant, condition)))
                         .unwrap()
                 })
-                .collect()
+                .collect();
+            handoff::set_call_site_learning(learning);
+            v
         }
         Variant::BlockInPlace | Variant::NoBridge => {
             let rt = tokio_rt(1);
@@ -521,6 +533,7 @@ fn handoff_latency() {
             Variant::BlockingLong,
             Variant::BlockInPlace,
             Variant::NoBridge,
+            Variant::BlockingLearned,
         ] {
             let v = latency_samples(variant, condition);
             println!(
@@ -630,5 +643,158 @@ fn main() {
     if run("latency") {
         handoff_latency();
     }
+    if run("monitor") {
+        monitor_cost();
+    }
     println!("total bench time: {:.0?}", start.elapsed());
+}
+
+// -------------------------------------------------------------- monitor cost
+//
+// (BLOCKING_BENCH=monitor runs this section alone.) What the monitor
+// thread itself costs under four loads, each run for
+// MON_SPAN on a fresh runtime, MON_ROUNDS times (medians): its CPU (from
+// /proc/self/task/*/schedstat, nanoseconds on the CPU) as a share of one
+// core, its wakes a second (`monitor_wakes`), and wakes per call. The
+// reference is Go's sysmon, whose fixed 20 µs tick showed as 6–12% of a busy
+// HTTP server's CPU profile (golang/go#18236); tokio has no monitor thread.
+
+const MON_ROUNDS: usize = 3;
+const MON_SPAN: Duration = Duration::from_secs(1);
+const MON_GO_REFERENCE: &str = "6-12% (golang/go#18236)";
+
+/// CPU time of this process's monitor threads, to the nanosecond.
+fn monitor_cpu() -> Duration {
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+        return Duration::ZERO;
+    };
+    dir.filter_map(|e| {
+        let path = e.ok()?.path();
+        let comm = std::fs::read_to_string(path.join("comm")).ok()?;
+        if comm.trim_end() != "handoff-monitor" {
+            return None;
+        }
+        let stat = std::fs::read_to_string(path.join("schedstat")).ok()?;
+        Some(Duration::from_nanos(stat.split(' ').next()?.parse().ok()?))
+    })
+    .sum()
+}
+
+#[derive(Clone, Copy)]
+enum MonLoad {
+    Idle,
+    SparseCalls,
+    BackToBack,
+    BackToBackOneSlot,
+    LongCalls,
+}
+
+impl MonLoad {
+    fn name(self) -> &'static str {
+        match self {
+            MonLoad::Idle => "idle runtime",
+            MonLoad::SparseCalls => "one 100 µs call per ms",
+            MonLoad::BackToBack => "back-to-back getpid",
+            MonLoad::BackToBackOneSlot => "back-to-back getpid, 1 slot",
+            MonLoad::LongCalls => "20 ms calls back to back",
+        }
+    }
+}
+
+/// One round: (monitor CPU share of a core, wakes/s, calls/s).
+fn monitor_round(load: MonLoad) -> (f64, f64, f64) {
+    // With one slot nobody else could take new work: every call could
+    // need a retake at `retake_after` (the monitor's worst case).
+    let one_slot = matches!(load, MonLoad::BackToBackOneSlot);
+    let rt = handoff_rt(if one_slot { 1 } else { WORKERS });
+    // Let the threads start and the monitor settle.
+    rt.block_on(async { handoff::spawn(async {}).await.unwrap() });
+    std::thread::sleep(Duration::from_millis(20));
+    let (m0, cpu0, t0) = (rt.metrics(), monitor_cpu(), Instant::now());
+    let calls: u64 = match load {
+        MonLoad::Idle => {
+            std::thread::sleep(MON_SPAN);
+            0
+        }
+        MonLoad::SparseCalls => rt
+            .block_on(rt.spawn(async move {
+                let mut n = 0;
+                while t0.elapsed() < MON_SPAN {
+                    handoff::blocking(|| std::thread::sleep(Duration::from_micros(100))).await;
+                    handoff::time::sleep(Duration::from_millis(1)).await;
+                    n += 1;
+                }
+                n
+            }))
+            .unwrap(),
+        MonLoad::BackToBack | MonLoad::BackToBackOneSlot => rt
+            .block_on(rt.spawn(async move {
+                let mut n = 0;
+                while t0.elapsed() < MON_SPAN {
+                    for _ in 0..1_000 {
+                        std::hint::black_box(handoff::blocking(getpid).await);
+                    }
+                    n += 1_000;
+                }
+                n
+            }))
+            .unwrap(),
+        MonLoad::LongCalls => rt
+            .block_on(rt.spawn(async move {
+                let mut n = 0;
+                while t0.elapsed() < MON_SPAN {
+                    handoff::blocking(|| std::thread::sleep(CALL)).await;
+                    n += 1;
+                }
+                n
+            }))
+            .unwrap(),
+    };
+    let wall = t0.elapsed().as_secs_f64();
+    let cpu = monitor_cpu().saturating_sub(cpu0).as_secs_f64();
+    let wakes = (rt.metrics().monitor_wakes - m0.monitor_wakes) as f64;
+    drop(rt);
+    (cpu / wall, wakes / wall, calls as f64 / wall)
+}
+
+fn monitor_cost() {
+    println!(
+        "== monitor cost: the monitor thread's CPU and wakes, {WORKERS} workers, {:?} per load, median of {MON_ROUNDS} rounds ==",
+        MON_SPAN
+    );
+    println!(
+        "{:<30} {:>12} {:>10} {:>11} {:>11}   Go sysmon (reference)",
+        "load", "monitor CPU", "wakes/s", "calls/s", "wakes/call"
+    );
+    for load in [
+        MonLoad::Idle,
+        MonLoad::SparseCalls,
+        MonLoad::BackToBack,
+        MonLoad::BackToBackOneSlot,
+        MonLoad::LongCalls,
+    ] {
+        let rounds: Vec<(f64, f64, f64)> = (0..MON_ROUNDS).map(|_| monitor_round(load)).collect();
+        let cpu = median(rounds.iter().map(|r| r.0).collect());
+        let wakes = median(rounds.iter().map(|r| r.1).collect());
+        let calls = median(rounds.iter().map(|r| r.2).collect());
+        let ratios: Vec<f64> = rounds
+            .iter()
+            .filter(|r| r.2 > 0.0)
+            .map(|r| r.1 / r.2)
+            .collect();
+        let per_call = if ratios.is_empty() {
+            "-".to_string()
+        } else {
+            format!("{:.3}", median(ratios))
+        };
+        println!(
+            "{:<30} {:>11.2}% {:>10.0} {:>11.0} {:>11}   {MON_GO_REFERENCE}",
+            load.name(),
+            cpu * 100.0,
+            wakes,
+            calls,
+            per_call
+        );
+    }
+    println!();
 }

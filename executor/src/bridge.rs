@@ -22,7 +22,10 @@
 //! 3. Write the entry stamp, park the core in the slot, store
 //!    `tick + 1 | Syscall` (`Release`; `Slot::enter_call`).
 //! 4. Load the monitor's next look; only if it is later than the call's due
-//!    time (`stamp + retake_after`), wake it (`slot/watch.rs`).
+//!    time, wake it (`slot/watch.rs`). The due time is `stamp +
+//!    retake_after` when the slot has local work or no other slot could take
+//!    new work (Go's retake rule, read before step 3), else `stamp +
+//!    LAZY_LOOK`: the monitor would spare the call at `retake_after` anyway.
 //!
 //! From here the thread holds no core: a spawn or a wake made inside the
 //! closure finds no core in the context and goes to the global queue, so
@@ -150,9 +153,13 @@ pub fn enter(call: Call) -> Option<Syscall> {
         w.thread.in_call.store(true, Ordering::Relaxed);
         match call {
             Call::Short => {
+                // Could this call need a retake once it lasts `retake_after`
+                // (Go's retake rule, as seen now)? Else the monitor may look
+                // later (`slot/watch.rs`, `LAZY_LOOK`).
+                let eager = !core.local.is_empty() || !shared.idle.can_take_work();
                 let stamp = clock::now();
                 let tick = slot.enter_call(core, stamp);
-                shared.monitor.call_entered(stamp);
+                shared.monitor.call_entered(stamp, eager);
                 Some(Syscall {
                     old: Some((index, tick)),
                     _not_send: PhantomData,

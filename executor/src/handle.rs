@@ -230,6 +230,9 @@ impl Handle {
         crate::clock::init();
         let n = config.worker_threads;
         let retake_stamps = crate::clock::to_stamps(config.retake_after);
+        // A lazy look is never sooner than an eager one.
+        let lazy_stamps =
+            crate::clock::to_stamps(crate::slot::watch::LAZY_LOOK.max(config.retake_after));
         let reactor = handoff_reactor::Handle::new()?;
         let mut slots = Vec::with_capacity(n);
         let mut cores = Vec::with_capacity(n);
@@ -253,7 +256,7 @@ impl Handle {
             config,
             shutdown: AtomicBool::new(false),
             counters: Counters::default(),
-            monitor: Signal::new(retake_stamps),
+            monitor: Signal::new(retake_stamps, lazy_stamps),
             pool: Pool::new(),
         });
         let handle = Handle { shared };

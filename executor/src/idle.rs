@@ -141,6 +141,18 @@ impl<C> Idle<C> {
         self.num_spinning.load(Ordering::SeqCst)
     }
 
+    /// Could a thread other than the caller take new work right now (a
+    /// core is idle or a thread spins)? Go's retake rule asks this, and
+    /// `enter` uses it to tell the monitor how soon its call could need a
+    /// retake (`slot/watch.rs`).
+    #[inline]
+    pub(crate) fn can_take_work(&self) -> bool {
+        // Relaxed: a hint. A stale answer only moves the moment the monitor
+        // looks at a call between `retake_after` and `LAZY_LOOK`, and the
+        // retake rule is evaluated again by the monitor when it looks.
+        self.num_idle.load(Ordering::Relaxed) + self.num_spinning.load(Ordering::Relaxed) > 0
+    }
+
     pub(crate) fn num_idle_threads(&self) -> usize {
         // Relaxed: a statistic and a hint for the monitor's retake rule.
         self.num_idle_threads.load(Ordering::Relaxed)

@@ -70,7 +70,7 @@ use crate::clock::{self, Stamp};
 use crate::handle::{Counters, Shared};
 use crate::loom::{Arc, Ordering};
 use crate::slot::state::Status;
-use crate::slot::watch::{Woke, NEVER};
+use crate::slot::watch::{Woke, LAZY_LOOK, NEVER};
 use crate::sys;
 use std::time::{Duration, Instant};
 
@@ -80,10 +80,19 @@ use std::time::{Duration, Instant};
 pub(crate) const LONG_CALL: Duration = Duration::from_millis(10);
 
 /// A slot past its deadline that the retake rule spared is looked at again
-/// after this long (the rule's inputs — idle slots, spinners — change
-/// rarely; checking every `retake_after` would cost 50 000 wakes a second
-/// for a slot in a long call next to an idle one).
-pub(crate) const RULE_RECHECK: Duration = Duration::from_micros(500);
+/// after this long, doubled for each further spare (at most
+/// `RULE_RECHECK_DOUBLINGS` times), until `LONG_CALL` retakes it anyway.
+/// The rule's inputs change rarely: a slot in a call gets no new local
+/// work (nobody but its owner pushes to it), so only "an idle slot or a
+/// spinner exists" can turn false. Checking every `retake_after` would cost
+/// 50 000 wakes a second for a slot in a long call next to an idle one;
+/// every 500 µs cost 20 wakes per 10 ms call (measured); doubling costs 5,
+/// and a slot whose neighbours all got busy is retaken within 4 ms
+/// (Go's sysmon, backed off, takes up to 10 ms).
+pub(crate) const RULE_RECHECK: Duration = LAZY_LOOK;
+
+/// See `RULE_RECHECK`: 500 µs × 2^3 = 4 ms at most between re-checks.
+const RULE_RECHECK_DOUBLINGS: u32 = 3;
 
 /// Poll when at least this many calls start per poll period (`Rate`):
 /// a poll round then costs no more wakes than the calls would.
@@ -183,9 +192,11 @@ impl Rate {
         self.last_at = now;
     }
 
-    /// Calls started per poll period, recently.
-    fn per_period(&self) -> f64 {
-        self.calls * self.period / self.stamps.max(1.0)
+    /// Calls started per `period` stamps (`None`: the measured period of
+    /// an eager poll), recently.
+    fn per_period(&self, period: Option<u64>) -> f64 {
+        let period = period.map_or(self.period, |p| p as f64);
+        self.calls * period / self.stamps.max(1.0)
     }
 }
 
@@ -204,6 +215,8 @@ struct Seen {
     tick: u64,
     /// A spared call is not looked at again before this stamp.
     recheck: Stamp,
+    /// How many times the retake rule spared this call.
+    spared: u32,
 }
 
 fn min_stamp(a: Stamp, b: Stamp) -> Stamp {
@@ -220,11 +233,12 @@ fn run(shared: Arc<Shared>) {
     let retake_after = signal.retake_after();
     let long_call = clock::to_stamps(LONG_CALL);
     let recheck = clock::to_stamps(RULE_RECHECK);
+    let lazy_look = signal.lazy_look();
     let poll_period = clock::to_stamps(cfg.retake_after.max(Duration::from_micros(1)));
     let mut lateness = Lateness::default();
     let mut rate = Rate::new(cfg.retake_after);
     let mut polling = false;
-    let mut polled = false;
+    let mut polled_eager = false;
     let mut seen = vec![Seen::default(); shared.slots.len()];
     let mut trace = cfg.schedtrace.map(crate::trace::Trace::new);
     let mut woke = Woke::Signalled;
@@ -246,12 +260,24 @@ fn run(shared: Arc<Shared>) {
             // Retake only a call seen by an earlier round too (Go's sysmon
             // rule): see `Seen` on the monitor preempting its own victim.
             let seen_before = tick == seen.tick;
-            if !seen_before {
-                *seen = Seen { tick, recheck: 0 };
-            }
             // Relaxed: read after the Acquire load of the word that showed
             // this call; a later call's stamp only moves the deadline later.
             let entry = slot.stamp.load(Ordering::Relaxed);
+            let idle = &shared.idle;
+            if !seen_before {
+                // A call the retake rule would spare is first looked at
+                // after `LAZY_LOOK` (slot/watch.rs), as `enter` said.
+                let lazy = slot.steal.is_empty() && idle.can_take_work();
+                *seen = Seen {
+                    tick,
+                    recheck: if lazy {
+                        entry.wrapping_add(lazy_look)
+                    } else {
+                        0
+                    },
+                    spared: 0,
+                };
+            }
             let due = entry
                 .wrapping_add(retake_after.saturating_sub(late))
                 .max(seen.recheck);
@@ -263,12 +289,11 @@ fn run(shared: Arc<Shared>) {
                 confirm = true;
                 continue;
             }
-            let idle = &shared.idle;
             let lasted_long = now.wrapping_sub(entry) >= long_call;
-            let spare =
-                slot.steal.is_empty() && idle.num_spinning() + idle.num_idle() > 0 && !lasted_long;
+            let spare = slot.steal.is_empty() && idle.can_take_work() && !lasted_long;
             if spare {
-                seen.recheck = now.wrapping_add(recheck);
+                seen.recheck = now.wrapping_add(recheck << seen.spared.min(RULE_RECHECK_DOUBLINGS));
+                seen.spared += 1;
                 next = min_stamp(next, seen.recheck.min(entry.wrapping_add(long_call)));
                 continue;
             }
@@ -277,7 +302,7 @@ fn run(shared: Arc<Shared>) {
                 shared.handoff(core);
             }
         }
-        rate.observe(ticks, now, polled && woke == Woke::Timeout);
+        rate.observe(ticks, now, polled_eager && woke == Woke::Timeout);
         if let Some(t) = trace.as_mut() {
             t.maybe_print(&shared);
         }
@@ -285,19 +310,25 @@ fn run(shared: Arc<Shared>) {
             // A call first seen past its deadline: let the CPU go (to the
             // caller's thread if we woke on its CPU) and look again at once.
             std::thread::yield_now();
-            polled = false;
+            polled_eager = false;
             continue;
         }
         // Poll while calls come at least as often as we would poll; else
-        // sleep until the next known deadline and let enters wake us.
-        let per_period = rate.per_period();
+        // sleep until the next known deadline and let enters wake us. The
+        // poll period is `retake_after` only while a new call could need a
+        // retake that soon (nobody else could take new work); otherwise
+        // `LAZY_LOOK`, and an enter with local work wakes us (slot/watch.rs).
+        let eager = !shared.idle.can_take_work();
+        let per_period = rate.per_period((!eager).then_some(lazy_look));
         polling = if polling {
             per_period >= POLL_LEAVE
         } else {
             per_period >= POLL_ENTER
         };
-        let poll_at = clock::now().wrapping_add(poll_period.saturating_sub(late));
-        polled = polling && poll_at <= next;
+        let period = if eager { poll_period } else { lazy_look };
+        let poll_at = clock::now().wrapping_add(period.saturating_sub(late));
+        let polled = polling && poll_at <= next;
+        polled_eager = polled && eager;
         if polled {
             next = poll_at;
         }
@@ -312,13 +343,18 @@ fn run(shared: Arc<Shared>) {
         let missed = shared.slots.iter().zip(seen.iter()).any(|(s, seen)| {
             // Ordered after our `publish` by its fence (slot/watch.rs).
             let w = s.state.load();
-            w.status() == Status::Syscall
-                && w.tick() != seen.tick
-                // Relaxed: as in the scan.
-                && s.stamp.load(Ordering::Relaxed).wrapping_add(retake_after) < next
+            if w.status() != Status::Syscall || w.tick() == seen.tick {
+                return false;
+            }
+            // The due time `enter` used, as well as we can tell (a hint
+            // either way: see `LAZY_LOOK`).
+            let lazy = s.steal.is_empty() && shared.idle.can_take_work();
+            let budget = if lazy { lazy_look } else { retake_after };
+            // Relaxed: as in the scan.
+            s.stamp.load(Ordering::Relaxed).wrapping_add(budget) < next
         });
         if missed || shared.is_shutdown() {
-            polled = false;
+            polled_eager = false;
             woke = Woke::Signalled;
             continue;
         }

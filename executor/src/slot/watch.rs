@@ -10,7 +10,9 @@
 //! wakes a monitor that is awake or already due to wake.
 //!
 //! ## Protocol, both sides
-//! enter (the owner of slot S, a call due at `due = stamp + retake_after`):
+//! enter (the owner of slot S, a call due at `due = stamp + retake_after`,
+//! or `stamp + LAZY_LOOK` when Go's retake rule would spare it, see
+//! `LAZY_LOOK`):
 //! 1. store `tick + 1 | Syscall` into S's word (`Slot::enter_call`);
 //! 2. `SeqCst` fence, load `next_look`; if it is `<= due`, done: the
 //!    monitor looks in time (a fence, one load and a compare on the fast
@@ -48,7 +50,17 @@
 //! longer than `retake_after` while calls come (it polled).
 use crate::clock::Stamp;
 use crate::loom::{fence, AtomicU32, AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// How soon the monitor must look at a call that Go's retake rule would
+/// spare at entry: the slot has no local work (and gets none during the
+/// call: only a slot's owner pushes to it) and another slot is idle or a
+/// thread spins, so new work has somewhere to go. Such a call needs a
+/// retake only if every other slot gets busy meanwhile, or after
+/// `LONG_CALL`; looking at it within this long bounds the first case the
+/// way Go's sysmon rule checks do, and lets the monitor poll a stream of
+/// such calls 25 times less often than every `retake_after`.
+pub(crate) const LAZY_LOOK: Duration = Duration::from_micros(500);
 
 /// `next_look` while the monitor sleeps with no deadline.
 pub(crate) const NEVER: Stamp = u64::MAX;
@@ -64,6 +76,8 @@ pub(crate) struct Signal {
     word: AtomicU32,
     /// `retake_after` in stamp units (fixed at build).
     retake_after: u64,
+    /// `LAZY_LOOK` in stamp units.
+    lazy_look: u64,
     #[cfg(loom)]
     lock: crate::loom::Mutex<()>,
     #[cfg(loom)]
@@ -81,14 +95,15 @@ pub(crate) enum Woke {
 }
 
 impl Signal {
-    /// `retake_after` in stamp units: the due time of a call is its entry
-    /// stamp plus this.
-    pub(crate) fn new(retake_after: u64) -> Signal {
+    /// `retake_after` and `LAZY_LOOK` in stamp units: the due time of a
+    /// call is its entry stamp plus one of them.
+    pub(crate) fn new(retake_after: u64, lazy_look: u64) -> Signal {
         Signal {
             // The monitor starts asleep with no deadline.
             next_look: AtomicU64::new(NEVER),
             word: AtomicU32::new(FUTEX_IDLE),
             retake_after,
+            lazy_look,
             #[cfg(loom)]
             lock: crate::loom::Mutex::new(()),
             #[cfg(loom)]
@@ -100,12 +115,23 @@ impl Signal {
         self.retake_after
     }
 
+    pub(crate) fn lazy_look(&self) -> u64 {
+        self.lazy_look
+    }
+
     /// `enter`'s side (step 2): a call entered at `stamp`, after its
-    /// `Syscall` store. One load and a compare unless the monitor sleeps
-    /// past the call's due time.
+    /// `Syscall` store. `eager`: the call could need a retake as soon as
+    /// it lasts `retake_after` (its slot has local work, or nobody else
+    /// could take new work); otherwise it is due at `LAZY_LOOK`. One load
+    /// and a compare unless the monitor sleeps past the call's due time.
     #[inline]
-    pub(crate) fn call_entered(&self, stamp: Stamp) {
-        let due = stamp.wrapping_add(self.retake_after);
+    pub(crate) fn call_entered(&self, stamp: Stamp, eager: bool) {
+        let budget = if eager {
+            self.retake_after
+        } else {
+            self.lazy_look
+        };
+        let due = stamp.wrapping_add(budget);
         // Pairs with the fence in `publish` (the Dekker pair in the module
         // header): orders our `Syscall` store before the load below.
         fence(Ordering::SeqCst);
@@ -256,14 +282,14 @@ mod tests {
     fn enter_vs_park(look: Stamp) {
         loom::model(move || {
             let s = slot();
-            let sig = Arc::new(Signal::new(R));
+            let sig = Arc::new(Signal::new(R, 4 * R));
             // The monitor was awake (its last deadline has passed).
             sig.publish(1);
             let (s2, sig2) = (s.clone(), sig.clone());
             let enter = thread::spawn(move || {
                 let stamp = 5;
                 let _tick = s2.enter_call(Box::new(7), stamp);
-                sig2.call_entered(stamp);
+                sig2.call_entered(stamp, true);
             });
             assert!(monitor_round(&s, &sig, look, 0), "the monitor saw the call");
             enter.join().unwrap();
@@ -278,12 +304,12 @@ mod tests {
         loom::model(|| {
             let a = slot();
             let b = slot();
-            let sig = Arc::new(Signal::new(R));
+            let sig = Arc::new(Signal::new(R, 4 * R));
             let spawn_enter = |s: &Arc<Slot<u32, u32>>, sig: &Arc<Signal>| {
                 let (s, sig) = (s.clone(), sig.clone());
                 thread::spawn(move || {
                     let _tick = s.enter_call(Box::new(1), 5);
-                    sig.call_entered(5);
+                    sig.call_entered(5, true);
                 })
             };
             // The monitor is asleep with no deadline (published before the
@@ -306,12 +332,12 @@ mod tests {
     fn loom_watch_no_wake_when_in_time() {
         loom::model(|| {
             let s = slot();
-            let sig = Arc::new(Signal::new(R));
+            let sig = Arc::new(Signal::new(R, 4 * R));
             sig.publish(10);
             let (s2, sig2) = (s.clone(), sig.clone());
             let enter = thread::spawn(move || {
                 let _tick = s2.enter_call(Box::new(7), 5);
-                sig2.call_entered(5); // due 25 >= 10
+                sig2.call_entered(5, true); // due 25 >= 10
             });
             enter.join().unwrap();
             assert!(!sig.was_woken());
