@@ -13,7 +13,9 @@
 //! 3. Exit latency: the call returns -> the task continues (fast path).
 //!
 //! Run: `cargo bench --bench blocking` (about 1.5 minutes of measuring);
-//! `BLOCKING_BENCH=per_call,exit,latency` picks sections.
+//! `BLOCKING_BENCH=per_call,exit,latency` picks sections,
+//! `BLOCKING_BENCH_COND=back,idle,busy` the latency conditions, and
+//! `BLOCKING_BENCH_RETAKE_US` overrides handoff's `retake_after`.
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -502,11 +504,17 @@ fn handoff_latency() {
         "{:<20} {:<24} {:>10} {:>10} {:>10} {:>7}   target",
         "condition", "variant", "p50", "p99", "max", "rounds"
     );
-    for condition in [
-        Condition::BackToBack,
-        Condition::AfterIdle,
-        Condition::AfterBusy,
-    ] {
+    // BLOCKING_BENCH_COND=back,idle,busy selects conditions (all by default).
+    let only = std::env::var("BLOCKING_BENCH_COND").unwrap_or_default();
+    let conditions = [
+        (Condition::BackToBack, "back"),
+        (Condition::AfterIdle, "idle"),
+        (Condition::AfterBusy, "busy"),
+    ];
+    for (condition, key) in conditions {
+        if !only.is_empty() && !only.split(',').any(|s| s == key) {
+            continue;
+        }
         let mut p99 = Vec::new();
         for variant in [
             Variant::Blocking,

@@ -1,15 +1,17 @@
 //! The servers on handoff vs the same servers on tokio, over loopback.
 //!
-//! `cargo bench --bench servers` (about 1.5 minutes; `HANDOFF_BENCH_ROUNDS`
-//! and `HANDOFF_BENCH_SECS` change the rounds, default 3, and the seconds
-//! per run, default 2; `HANDOFF_BENCH_FILTER=kv` runs the scenarios whose
+//! `cargo bench --bench servers` (about 2 minutes; `HANDOFF_BENCH_ROUNDS`
+//! and `HANDOFF_BENCH_SECS` change the rounds, default 5, and the seconds
+//! per run, default 1.5; `HANDOFF_BENCH_FILTER=kv` runs the scenarios whose
 //! name contains `kv`).
 //!
 //! Scenarios, 50 connections each, 2 worker threads on both runtimes:
 //! - plain: HTTP `GET /`; kv 50% GET / 50% SET with `--fsync no`;
 //! - mixed: HTTP 90% `GET /` + 10% `GET /block?us=1000` (a 1 ms `nanosleep`
-//!   inside the runtime's blocking call); kv 90% GET + 10% SET with
-//!   `--fsync always` (an `fdatasync` per group commit).
+//!   inside the runtime's blocking call); HTTP 50% `GET /` + 50% a 4 KiB
+//!   cached file (short `open`/`read`/`close` calls through the runtime's
+//!   file API); kv 90% GET + 10% SET with `--fsync always` (an
+//!   `fdatasync` per group commit).
 //!   handoff runs blocking calls with `handoff::blocking`; tokio once with
 //!   `spawn_blocking` and once with `block_in_place`.
 //!
@@ -17,7 +19,12 @@
 //! worker count, a fresh runtime per run, the same closed-loop load
 //! generator on its own thread, the runtimes interleaved round by round so
 //! drift in machine load hits all of them. Reported: medians over rounds of
-//! requests/s (all classes) and the p50/p99 latency of the fast class.
+//! requests/s (all classes), the p50/p99 latency of the fast class, and
+//! requests per millisecond of server CPU time (process CPU minus the load
+//! generator's, over the measured window). On a machine shared with other
+//! work, requests/s also measures how much CPU the kernel hands each
+//! runtime (a runtime that spreads work over many briefly-running threads
+//! gets more of a contended machine); requests per CPU-ms does not.
 #[path = "../examples/support/compare.rs"]
 mod compare;
 #[path = "../examples/support/handoff_glue.rs"]
@@ -27,7 +34,7 @@ mod tokio_glue;
 
 use std::time::Duration;
 
-use compare::{drive, http_mix, kv_mix, median, run, Server, Side};
+use compare::{drive, http_file_mix, http_mix, kv_mix, median, run, Server, Side};
 use handoff_servers::load::Proto;
 use handoff_servers::log::Fsync;
 
@@ -47,6 +54,7 @@ struct Samples {
     rps: Vec<f64>,
     p50: Vec<f64>,
     p99: Vec<f64>,
+    eff: Vec<f64>,
     errors: u64,
     fast_exits: Vec<f64>,
     slow_exits: Vec<f64>,
@@ -61,8 +69,8 @@ fn env_or<T: std::str::FromStr>(k: &str, d: T) -> T {
 }
 
 fn main() {
-    let rounds: usize = env_or("HANDOFF_BENCH_ROUNDS", 3);
-    let secs: f64 = env_or("HANDOFF_BENCH_SECS", 2.0);
+    let rounds: usize = env_or("HANDOFF_BENCH_ROUNDS", 5);
+    let secs: f64 = env_or("HANDOFF_BENCH_SECS", 1.5);
     let duration = Duration::from_secs_f64(secs);
     let warmup = Duration::from_millis(300);
     let both = vec![Side::Handoff, Side::TokioSpawnBlocking];
@@ -91,6 +99,13 @@ fn main() {
             server: Server::Http,
             proto: Proto::Http,
             mix: http_mix(9, 1, 1000),
+            sides: all.clone(),
+        },
+        Scenario {
+            name: "mixed: HTTP 50% GET / + 50% GET /file/small.txt (4 KiB, cached)",
+            server: Server::Http,
+            proto: Proto::Http,
+            mix: http_file_mix(1, 1),
             sides: all.clone(),
         },
         Scenario {
@@ -125,6 +140,7 @@ fn main() {
                     .push(out.report.percentile(0, 50.0).as_secs_f64() * 1e3);
                 s.p99
                     .push(out.report.percentile(0, 99.0).as_secs_f64() * 1e3);
+                s.eff.push(out.report.per_cpu_ms());
                 s.errors += out.report.errors;
                 if let Some(m) = out.metrics {
                     s.fast_exits.push(m.blocking_fast_exits as f64);
@@ -135,51 +151,59 @@ fn main() {
         }
         println!("\n== {}", sc.name);
         println!(
-            "{:<24} {:>10} {:>11} {:>11} {:>7}   {:>14} {:>14}",
-            "runtime", "req/s", "p50 fast", "p99 fast", "errors", "req/s vs best", "p99 vs best"
+            "{:<24} {:>9} {:>11} {:>11} {:>11} {:>6}   {:>9} {:>9} {:>9}",
+            "runtime",
+            "req/s",
+            "p50 fast",
+            "p99 fast",
+            "req/CPU-ms",
+            "errors",
+            "req/s",
+            "p99",
+            "req/CPU"
         );
-        let med: Vec<(f64, f64, f64)> = samples
+        let med: Vec<[f64; 4]> = samples
             .iter()
             .map(|s| {
-                (
+                [
                     median(s.rps.clone()),
                     median(s.p50.clone()),
                     median(s.p99.clone()),
-                )
+                    median(s.eff.clone()),
+                ]
             })
             .collect();
-        // The best tokio variant: highest throughput; lowest p99 separately.
-        let tokio_best_rps = sc
+        // The best tokio variant on each measure separately: highest
+        // throughput, lowest p99, highest efficiency.
+        let tokio: Vec<&[f64; 4]> = sc
             .sides
             .iter()
             .zip(&med)
             .filter(|(s, _)| **s != Side::Handoff)
-            .map(|(_, m)| m.0)
-            .fold(0.0, f64::max);
-        let tokio_best_p99 = sc
-            .sides
-            .iter()
-            .zip(&med)
-            .filter(|(s, _)| **s != Side::Handoff)
-            .map(|(_, m)| m.2)
-            .fold(f64::INFINITY, f64::min);
+            .map(|(_, m)| m)
+            .collect();
+        let best_rps = tokio.iter().map(|m| m[0]).fold(0.0, f64::max);
+        let best_p99 = tokio.iter().map(|m| m[2]).fold(f64::INFINITY, f64::min);
+        let best_eff = tokio.iter().map(|m| m[3]).fold(0.0, f64::max);
         for (i, side) in sc.sides.iter().enumerate() {
-            let (rps, p50, p99) = med[i];
+            let [rps, p50, p99, eff] = med[i];
             let ratio = if *side == Side::Handoff {
                 format!(
-                    "{:>13.2}x {:>13.2}x",
-                    rps / tokio_best_rps,
-                    p99 / tokio_best_p99
+                    "{:>8.2}x {:>8.2}x {:>8.2}x",
+                    rps / best_rps,
+                    p99 / best_p99,
+                    eff / best_eff
                 )
             } else {
                 String::new()
             };
             println!(
-                "{:<24} {:>10.0} {:>8.3} ms {:>8.3} ms {:>7}   {ratio}",
+                "{:<24} {:>9.0} {:>8.3} ms {:>8.3} ms {:>11.1} {:>6}   {ratio}",
                 side.label(),
                 rps,
                 p50,
                 p99,
+                eff,
                 samples[i].errors
             );
         }
@@ -193,5 +217,9 @@ fn main() {
             );
         }
     }
-    println!("\n(req/s vs best: handoff / best tokio variant, higher is better; p99 vs best: lower is better)");
+    println!(
+        "\n(last three columns: handoff / the best tokio variant on that measure; req/s and \
+         req/CPU higher is better, p99 lower is better. req/CPU-ms: requests per millisecond of \
+         the server's own CPU time, the measure least affected by other load on the machine)"
+    );
 }

@@ -5,6 +5,8 @@
 //! A diagnostic for the scheduler, not a benchmark (one run, no rounds).
 //!
 //! ```text
+//! cargo run --release --example probe -- hello    # GET / only
+//! cargo run --release --example probe -- file     # 50% GET / + 50% GET /file/small.txt
 //! cargo run --release --example probe -- http     # 90% GET / + 10% /block?us=1000
 //! cargo run --release --example probe -- short    # 50% GET / + 50% /block?us=10
 //! cargo run --release --example probe -- kv       # 90% GET + 10% SET, fsync always
@@ -52,7 +54,11 @@ fn threads() -> Vec<(String, u64, u64, u64)> {
 fn main() {
     let which = std::env::args().nth(1).unwrap_or("http".into());
     for side in [Side::Handoff, Side::TokioSpawnBlocking] {
-        let (server, proto, mix) = if which == "short" {
+        let (server, proto, mix) = if which == "file" {
+            (Server::Http, Proto::Http, http_file_mix(1, 1))
+        } else if which == "hello" {
+            (Server::Http, Proto::Http, http_mix(1, 0, 0))
+        } else if which == "short" {
             (Server::Http, Proto::Http, http_mix(1, 1, 10))
         } else if which == "http" {
             (Server::Http, Proto::Http, http_mix(9, 1, 1000))
@@ -86,6 +92,25 @@ fn main() {
                 r.rps(),
                 r.percentile(0, 99.0),
                 t.len()
+            );
+            // Where the tail sits: a cluster near 10 ms would be the
+            // monitor's "retake after 10 ms regardless" rule.
+            let buckets = [0.1, 0.5, 1.0, 2.0, 5.0, 9.0, 11.0, 20.0, f64::INFINITY];
+            let mut counts = vec![0usize; buckets.len()];
+            for &ns in &r.latencies[0] {
+                let ms = ns as f64 / 1e6;
+                counts[buckets.iter().position(|&b| ms < b).unwrap()] += 1;
+            }
+            println!(
+                "   fast-class latency histogram (ms upper bound: count): {}; p99.9 {:?}, max {:?}",
+                buckets
+                    .iter()
+                    .zip(&counts)
+                    .map(|(b, c)| format!("<{b}: {c}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                r.percentile(0, 99.9),
+                r.percentile(0, 100.0)
             );
             for x in t.iter().take(8) {
                 println!(

@@ -36,8 +36,8 @@ fn main() {
         run_for.as_secs_f64()
     );
     println!(
-        "{:<26} {:>9} {:>12} {:>12} {:>13}",
-        "runtime", "req/s", "fast p50", "fast p99", "/block served"
+        "{:<26} {:>9} {:>12} {:>12} {:>13} {:>11}",
+        "runtime", "req/s", "fast p50", "fast p99", "/block served", "req/CPU-ms"
     );
     let mut metrics = None;
     for side in [
@@ -57,12 +57,13 @@ fn main() {
         });
         let r = &out.report;
         println!(
-            "{:<26} {:>9.0} {:>9.3} ms {:>9.3} ms {:>13}{}",
+            "{:<26} {:>9.0} {:>9.3} ms {:>9.3} ms {:>13} {:>11.1}{}",
             side.label(),
             r.rps(),
             r.percentile(0, 50.0).as_secs_f64() * 1e3,
             r.percentile(0, 99.0).as_secs_f64() * 1e3,
             r.count(1),
+            r.per_cpu_ms(),
             if r.errors > 0 {
                 format!("  ({} errors!)", r.errors)
             } else {
@@ -73,6 +74,10 @@ fn main() {
             metrics = out.metrics;
         }
     }
+    println!(
+        "(req/CPU-ms: requests per millisecond of the server's own CPU time; unlike req/s it \
+         does not depend on how busy the rest of the machine is)"
+    );
     if let Some(m) = metrics {
         println!("\nwhat handoff's scheduler did during its run (rt.metrics()):");
         println!("  blocking calls              {:>8}", m.blocking_calls);
@@ -91,6 +96,10 @@ fn main() {
         println!(
             "  threads spawned / alive     {:>3} / {:<4}  slots stay at {WORKERS}; threads are what sit in the kernel",
             m.threads_spawned, m.threads_alive
+        );
+        println!(
+            "  monitor wakes               {:>8}   the monitor thread checking for calls to retake",
+            m.monitor_wakes
         );
     }
     println!(

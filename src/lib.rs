@@ -23,4 +23,6 @@ pub use handoff_executor::{
 };
 
 // ---- blocking bridge (handoff-blocking) ----
-pub use handoff_blocking::{blocking, blocking_long, fs, Blocking};
+pub use handoff_blocking::{
+    blocking, blocking_long, call_site_learning, fs, set_call_site_learning, Blocking,
+};

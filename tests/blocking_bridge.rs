@@ -521,3 +521,91 @@ fn aborting_after_a_slow_exit_drops_the_stored_output_once() {
         assert_eq!(rt.block_on(rt.spawn(async { 5 })).unwrap(), 5);
     });
 }
+
+#[test]
+fn exit_after_a_retake_takes_an_idle_slot_in_the_same_poll() {
+    watchdog(60, "idle-slot exit", || {
+        // Two slots. C keeps slot 2 busy so that nobody can steal B, which is
+        // queued on A's slot 1: B runs only once slot 1 is retaken and handed
+        // off. B then lets C finish, and A's call returns only once a slot is
+        // idle: the exit must take it and A continue in the same poll.
+        let rt = Runtime::builder().worker_threads(2).build().unwrap();
+        let before = rt.metrics();
+        let stop_c = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (c_tx, c_rx) = mpsc::channel();
+        let stop = stop_c.clone();
+        let c = rt.spawn(async move {
+            c_tx.send(()).unwrap();
+            let start = Instant::now();
+            while !stop.load(Ordering::SeqCst) && start.elapsed() < PATIENCE {
+                std::hint::spin_loop();
+            }
+        });
+        c_rx.recv_timeout(PATIENCE).expect("C never started");
+        let handle = rt.handle().clone();
+        let (polls, value) = rt
+            .block_on(rt.spawn(async move {
+                let (tx, rx) = mpsc::channel();
+                let b = handoff::spawn(async move { tx.send(()).unwrap() });
+                let (call, polls) = CountPolls::new(handoff::blocking(move || {
+                    rx.recv_timeout(PATIENCE).expect("B never ran: no retake");
+                    stop_c.store(true, Ordering::SeqCst);
+                    let start = Instant::now();
+                    while handle.metrics().slots_idle == 0 {
+                        assert!(start.elapsed() < PATIENCE, "no slot ever went idle");
+                        std::thread::yield_now();
+                    }
+                    "intact"
+                }));
+                let value = call.await;
+                b.await.unwrap();
+                (polls.load(Ordering::SeqCst), value)
+            }))
+            .unwrap();
+        rt.block_on(c).unwrap();
+        let after = rt.metrics();
+        assert_eq!(value, "intact");
+        assert!(after.retakes > before.retakes, "A's slot was retaken");
+        assert_eq!(
+            (
+                after.blocking_idle_slot_exits - before.blocking_idle_slot_exits,
+                after.blocking_slow_exits - before.blocking_slow_exits
+            ),
+            (1, 0),
+            "with a slot idle, the exit takes it (idle-slot exits, slow exits)"
+        );
+        assert_eq!(polls, 1, "an idle-slot exit continues in the same poll");
+    });
+}
+
+#[test]
+fn a_loop_of_fast_calls_yields_to_the_tasks_behind_it() {
+    const CALLS: usize = 10_000;
+    watchdog(60, "cooperative budget", || {
+        // One slot, no retake: only the cooperative budget lets B run while
+        // A is still looping over fast calls.
+        let rt = Runtime::builder()
+            .worker_threads(1)
+            .retake_after(NEVER)
+            .build()
+            .unwrap();
+        let seen_at = rt
+            .block_on(rt.spawn(async {
+                let flag = Arc::new(AtomicUsize::new(0));
+                let f = flag.clone();
+                let b = handoff::spawn(async move { f.store(1, Ordering::SeqCst) });
+                let mut seen_at = None;
+                for i in 0..CALLS {
+                    handoff::blocking(getpid).await;
+                    if seen_at.is_none() && flag.load(Ordering::SeqCst) == 1 {
+                        seen_at = Some(i);
+                    }
+                }
+                b.await.unwrap();
+                seen_at
+            }))
+            .unwrap();
+        let at = seen_at.expect("B never ran during A's 10 000 calls");
+        assert!(at < CALLS / 2, "B ran only after call {at}");
+    });
+}

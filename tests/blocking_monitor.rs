@@ -21,12 +21,11 @@ fn cpu_time() -> Duration {
 
 /// A server doing one short call per millisecond (an `fsync` per request)
 /// keeps no slot in a call 99.9% of the time, so the monitor should sleep
-/// through most of it: at most a few wakes per call. The current monitor
-/// polls every `retake_after` until 50 quiet rounds (1 ms) pass, which a
-/// call per millisecond never allows: ~17 000 wakes a second, a third of a
-/// core on the 2-vCPU development VM. Run with `--ignored` to check a fix.
+/// through most of it: at most a few wakes per call. (Regression: the monitor
+/// used to poll every `retake_after` until 1 ms passed without a call, which a
+/// call per millisecond never allowed: ~17 000 wakes a second, a third of a
+/// core on the 2-vCPU development VM.)
 #[test]
-#[ignore = "scheduler: the monitor polls every retake_after while calls come more often than every 1 ms (QUIET_ROUNDS)"]
 fn sparse_calls_cost_few_monitor_wakes() {
     const CALLS: u64 = 500;
     watchdog(60, "sparse calls", || {

@@ -171,3 +171,93 @@ fn spawn_blocking_runs_static_work_on_pool_threads_within_the_cap() {
         });
     });
 }
+
+#[test]
+fn mixed_calls_under_a_small_cap_lose_no_task_and_poll_none_twice() {
+    const TASKS: u64 = 2_000;
+    const CALLS: u64 = 5;
+    watchdog(120, "mixed calls", || {
+        let rt = Runtime::builder()
+            .worker_threads(2)
+            .max_threads(8)
+            .build()
+            .unwrap();
+        let before = rt.metrics();
+        let polls = Arc::new(AtomicUsize::new(0));
+        let p = polls.clone();
+        let sum = rt.block_on(async move {
+            let tasks: Vec<_> = (0..TASKS)
+                .map(|i| {
+                    // Fast calls, calls a retake catches, 1 ms sleeps that
+                    // often come back to no slot, and blocking_long.
+                    let (task, n) = blocking_common::CountPolls::new(async move {
+                        let mut acc = 0;
+                        for j in 0..CALLS {
+                            let v = i * CALLS + j;
+                            acc += match (i + j) % 4 {
+                                0 => handoff::blocking(move || v).await,
+                                1 => {
+                                    handoff::blocking(move || {
+                                        let t = std::time::Instant::now();
+                                        while t.elapsed() < Duration::from_micros(50) {}
+                                        v
+                                    })
+                                    .await
+                                }
+                                2 => {
+                                    handoff::blocking(move || {
+                                        std::thread::sleep(Duration::from_millis(1));
+                                        v
+                                    })
+                                    .await
+                                }
+                                _ => handoff::blocking_long(move || v).await,
+                            };
+                        }
+                        acc
+                    });
+                    let p = p.clone();
+                    handoff::spawn(async move {
+                        let acc = task.await;
+                        p.fetch_add(n.load(Ordering::SeqCst), Ordering::SeqCst);
+                        acc
+                    })
+                })
+                .collect();
+            let mut sum = 0;
+            for t in tasks {
+                sum += t.await.unwrap();
+            }
+            sum
+        });
+        let n = TASKS * CALLS;
+        assert_eq!(
+            sum,
+            n * (n - 1) / 2,
+            "every call's result arrived exactly once"
+        );
+        let m = rt.metrics();
+        let exits = (m.blocking_fast_exits + m.blocking_idle_slot_exits + m.blocking_slow_exits)
+            - (before.blocking_fast_exits
+                + before.blocking_idle_slot_exits
+                + before.blocking_slow_exits);
+        assert_eq!(
+            m.blocking_calls - before.blocking_calls,
+            n,
+            "every call entered once"
+        );
+        assert_eq!(exits, n, "every entered call exited once");
+        assert!(
+            polls.load(Ordering::SeqCst) as u64 >= TASKS,
+            "each task polled"
+        );
+        eprintln!(
+            "mixed: retakes {}, exits fast {} idle {} slow {}, threads spawned {}",
+            m.retakes - before.retakes,
+            m.blocking_fast_exits - before.blocking_fast_exits,
+            m.blocking_idle_slot_exits - before.blocking_idle_slot_exits,
+            m.blocking_slow_exits - before.blocking_slow_exits,
+            m.threads_spawned - before.threads_spawned
+        );
+    });
+}

@@ -196,3 +196,77 @@ fn lookup_host_resolves_through_the_bridge() {
         assert!(bad, "a host without a port is an error");
     });
 }
+
+#[test]
+fn a_file_write_that_exits_slowly_is_reported_once_and_not_repeated() {
+    watchdog(60, "slow poll_write", || {
+        let mut fds = [0; 2];
+        // SAFETY: fds is a writable array of two ints.
+        assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+        // SAFETY: pipe2 just returned these two descriptors; we own them.
+        let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        let (mut reader, writer) = (std::fs::File::from(r), std::fs::File::from(w));
+        // Fill the pipe, so that the next write blocks until it is drained.
+        let set_nonblocking = |on: bool| {
+            // SAFETY: fcntl on a descriptor we own.
+            let flags = unsafe { libc::fcntl(fds[1], libc::F_GETFL) };
+            let flags = if on {
+                flags | libc::O_NONBLOCK
+            } else {
+                flags & !libc::O_NONBLOCK
+            };
+            // SAFETY: as above.
+            assert_eq!(unsafe { libc::fcntl(fds[1], libc::F_SETFL, flags) }, 0);
+        };
+        set_nonblocking(true);
+        let mut filled = 0;
+        loop {
+            use std::io::Write;
+            match (&writer).write(&[b'.'; 4096]) {
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => panic!("filling the pipe: {e}"),
+            }
+        }
+        set_nonblocking(false);
+        let mut writer = File::from_std(writer);
+
+        let rt = Runtime::builder().worker_threads(1).build().unwrap();
+        let before = rt.metrics();
+        let (writer, mut reader, b_saw_exit) = rt
+            .block_on(rt.spawn(async move {
+                // B drains the pipe once A's write has its slot retaken, then
+                // keeps the only slot busy until A's exit was counted.
+                let b = handoff::spawn(async move {
+                    use std::io::Read;
+                    let mut sink = vec![0u8; filled];
+                    reader.read_exact(&mut sink).unwrap();
+                    assert!(sink.iter().all(|&b| b == b'.'));
+                    let start = Instant::now();
+                    while handoff::Handle::current().metrics().blocking_slow_exits
+                        == before.blocking_slow_exits
+                    {
+                        if start.elapsed() > Duration::from_secs(10) {
+                            return (reader, false);
+                        }
+                        std::hint::spin_loop();
+                    }
+                    (reader, true)
+                });
+                AsyncWriteExt::write_all(&mut writer, b"0123456789")
+                    .await
+                    .unwrap();
+                let (reader, saw) = b.await.unwrap();
+                (writer, reader, saw)
+            }))
+            .unwrap();
+        assert!(b_saw_exit, "the write's slow exit was never counted");
+        drop(writer);
+        let mut rest = Vec::new();
+        std::io::Read::read_to_end(&mut reader, &mut rest).unwrap();
+        assert_eq!(
+            rest, b"0123456789",
+            "the slow write happened once, reported once"
+        );
+    });
+}

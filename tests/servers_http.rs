@@ -47,9 +47,10 @@ fn http_bad_input_and_500_connections() {
 }
 
 #[test]
-fn http_idle_connection_is_closed() {
+fn http_idle_and_trickling_connections_are_closed() {
     let (_rt, addr, _) = http("idle", Duration::from_millis(300));
     sc::idle_is_closed(addr);
+    sc::slowloris_is_closed(addr);
 }
 
 #[test]

@@ -20,6 +20,12 @@
 //!    thread after the poll. Whichever thread holds a slot when the task is
 //!    next polled gets the stored output (`Ready`) or the panic (resumed).
 //!
+//! Before step 1, the call spends one unit of the task's cooperative budget
+//! (`handoff_reactor::coop`), like a socket read: a task making call after
+//! fast call in one poll yields every `coop::BUDGET` calls, so it cannot
+//! starve the tasks queued behind it on its slot (the monitor only steps in
+//! for a call that *lasts*).
+//!
 //! # Why this is correct
 //!
 //! - `f` runs exactly once: the closure is moved out of the state before it
@@ -53,6 +59,9 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use handoff_executor::bridge::{self, Call, Exit};
+use handoff_reactor::coop;
+
+use crate::learn::Site;
 
 /// A panic payload, as `catch_unwind` returns it.
 pub(crate) type Payload = Box<dyn Any + Send + 'static>;
@@ -70,6 +79,17 @@ pub(crate) enum Ran<R> {
 /// Runs `f` as a system call: steps 1–4 of the module header, without the
 /// storing. Used by [`Blocking`] and by the `poll_*` functions of `fs::File`.
 pub(crate) fn run<R>(call: Call, f: impl FnOnce() -> R) -> Ran<R> {
+    run_at(call, None, f)
+}
+
+/// [`run`] for a call made at `site`: a `Short` call at a site that has been
+/// learnt to block is entered as `Long`, and how the call exited teaches the
+/// site (`crate::learn`).
+pub(crate) fn run_at<R>(call: Call, site: Option<Site>, f: impl FnOnce() -> R) -> Ran<R> {
+    let call = match site {
+        Some(site) if call == Call::Short => site.call(),
+        _ => call,
+    };
     let Some(syscall) = bridge::enter(call) else {
         // No slot to release: a plain call. A panic unwinds as usual.
         return Ran::Ready(f());
@@ -77,7 +97,11 @@ pub(crate) fn run<R>(call: Call, f: impl FnOnce() -> R) -> Ran<R> {
     // AssertUnwindSafe: a panic is never swallowed; it is resumed into the task
     // (now or on the next poll), which sees it exactly as if uncaught.
     let out = catch_unwind(AssertUnwindSafe(f));
-    match syscall.exit() {
+    let exit = syscall.exit();
+    if let Some(site) = site {
+        site.learn(call, exit);
+    }
+    match exit {
         Exit::Fast | Exit::IdleSlot => match out {
             Ok(value) => Ran::Ready(value),
             Err(payload) => resume_unwind(payload),
@@ -129,6 +153,9 @@ enum State<F, R> {
 pub struct Blocking<F, R> {
     state: State<F, R>,
     call: Call,
+    /// Where `blocking` was called, for call-site learning (`None` for
+    /// `blocking_long`, which always hands off).
+    site: Option<Site>,
 }
 
 // The future moves `F` and `R` by value and never hands out a pinned
@@ -157,8 +184,13 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<R> {
         let this = self.get_mut();
+        if matches!(this.state, State::Start(_)) && coop::poll_proceed(cx).is_pending() {
+            // Budget spent (the task already made its share of calls or
+            // other ready operations in this poll): yield before the call.
+            return Poll::Pending;
+        }
         match std::mem::replace(&mut this.state, State::Finished) {
-            State::Start(f) => match run(this.call, f) {
+            State::Start(f) => match run_at(this.call, this.site, f) {
                 Ran::Ready(value) => Poll::Ready(value),
                 Ran::Slow(out) => {
                     this.state = State::Done(out);
@@ -175,6 +207,16 @@ where
                  await it once (or stop polling it once it returned Ready)"
             ),
         }
+    }
+}
+
+/// `is_terminated` once the output was returned, for `select!` loops.
+impl<F, R> futures::future::FusedFuture for Blocking<F, R>
+where
+    F: FnOnce() -> R,
+{
+    fn is_terminated(&self) -> bool {
+        matches!(self.state, State::Finished)
     }
 }
 
@@ -210,6 +252,17 @@ impl<F, R> Drop for Blocking<F, R> {
 ///
 /// A spawn or a wake made from inside `f` goes to the runtime's global queue
 /// (the thread holds no slot while `f` runs).
+///
+/// Each call spends one unit of the task's cooperative budget, like a socket
+/// read, so a task looping over fast calls yields now and then instead of
+/// starving the tasks queued behind it.
+///
+/// `blocking` learns per call site (the line that calls it): a site whose
+/// calls keep outlasting `retake_after` is entered like [`blocking_long`]
+/// (the slot is handed off at entry, so the tasks behind it do not wait for
+/// the monitor), and is measured again every few calls, so a site that stops
+/// blocking goes back to the inline fast path. See
+/// [`set_call_site_learning`](crate::set_call_site_learning).
 ///
 /// # Panics
 ///
@@ -266,6 +319,7 @@ impl<F, R> Drop for Blocking<F, R> {
 /// assert_eq!(pid as u32, std::process::id());
 /// # });
 /// ```
+#[track_caller]
 pub fn blocking<F, R>(f: F) -> Blocking<F, R>
 where
     F: FnOnce() -> R,
@@ -273,6 +327,7 @@ where
     Blocking {
         state: State::Start(f),
         call: Call::Short,
+        site: Some(Site::of(std::panic::Location::caller())),
     }
 }
 
@@ -343,6 +398,7 @@ where
     Blocking {
         state: State::Start(f),
         call: Call::Long,
+        site: None,
     }
 }
 
@@ -373,6 +429,15 @@ mod tests {
         assert_send(&fut);
         let fut = blocking_long(|| std::fs::read("/nonexistent"));
         assert_send(&fut);
+    }
+
+    #[test]
+    fn fused_after_completion() {
+        use futures::future::FusedFuture;
+        let mut fut = blocking(|| 3);
+        assert!(!fut.is_terminated());
+        assert_eq!(noop_cx(|cx| Pin::new(&mut fut).poll(cx)), Poll::Ready(3));
+        assert!(fut.is_terminated());
     }
 
     #[test]
@@ -412,6 +477,7 @@ mod tests {
         let fut: Blocking<fn() -> PanicOnDrop, PanicOnDrop> = Blocking {
             state: State::Done(Ok(PanicOnDrop(drops.clone()))),
             call: Call::Short,
+            site: None,
         };
         drop(fut);
         assert_eq!(drops.load(Ordering::SeqCst), 1);
@@ -422,6 +488,7 @@ mod tests {
         let mut fut: Blocking<fn() -> u8, u8> = Blocking {
             state: State::Done(Err(Box::new("stored panic"))),
             call: Call::Short,
+            site: None,
         };
         let caught = catch_unwind(AssertUnwindSafe(|| {
             let _ = noop_cx(|cx| Pin::new(&mut fut).poll(cx));
@@ -435,8 +502,28 @@ mod tests {
         let mut fut: Blocking<fn() -> u8, u8> = Blocking {
             state: State::Done(Ok(42)),
             call: Call::Long,
+            site: None,
         };
         assert_eq!(noop_cx(|cx| Pin::new(&mut fut).poll(cx)), Poll::Ready(42));
+    }
+
+    #[test]
+    fn a_spent_budget_yields_before_the_call() {
+        let waker = futures::task::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        let ran = AtomicUsize::new(0);
+        coop::budget(|| {
+            while coop::poll_proceed(&mut cx).is_ready() {}
+            let mut fut = blocking(|| ran.fetch_add(1, Ordering::SeqCst));
+            assert!(Pin::new(&mut fut).poll(&mut cx).is_pending());
+            assert_eq!(
+                ran.load(Ordering::SeqCst),
+                0,
+                "the call waits for a new budget"
+            );
+            coop::budget(|| assert_eq!(Pin::new(&mut fut).poll(&mut cx), Poll::Ready(0)));
+        });
+        assert_eq!(ran.load(Ordering::SeqCst), 1);
     }
 
     #[test]

@@ -41,9 +41,11 @@
 mod call;
 mod dns;
 pub mod fs;
+mod learn;
 
 pub use call::{blocking, blocking_long, Blocking};
 pub use dns::lookup_host;
+pub use learn::{call_site_learning, set_call_site_learning};
 
 /// Runs a `'static` closure on a pool thread and returns a handle to its
 /// result; the executor's pool, which shares `max_threads` with the workers.

@@ -78,6 +78,9 @@ pub fn run(
     drive: impl FnOnce(SocketAddr) -> load::Report,
 ) -> Outcome {
     let dir = scratch_dir();
+    // What `GET /file/small.txt` serves: 4 KiB, in the page cache after
+    // the first read, so each read is a short system call.
+    std::fs::write(dir.join("small.txt"), vec![b'x'; 4096]).expect("write small.txt");
     let out = match side {
         Side::Handoff => {
             let rt = glue::runtime(Some(workers));
@@ -183,6 +186,24 @@ pub fn http_mix(fast: u32, slow: u32, us: u64) -> Vec<Class> {
         });
     }
     mix
+}
+
+/// HTTP: `GET /` with weight `fast`, `GET /file/small.txt` (a 4 KiB file
+/// read through the runtime's file API: open, read, close, each short)
+/// with weight `file`.
+pub fn http_file_mix(fast: u32, file: u32) -> Vec<Class> {
+    vec![
+        Class {
+            name: "GET /".into(),
+            weight: fast,
+            request: b"GET / HTTP/1.1\r\nHost: b\r\n\r\n".to_vec(),
+        },
+        Class {
+            name: "GET /file/small.txt".into(),
+            weight: file,
+            request: b"GET /file/small.txt HTTP/1.1\r\nHost: b\r\n\r\n".to_vec(),
+        },
+    ]
 }
 
 /// kv: `GET` with weight `get` of a key that is there and not being

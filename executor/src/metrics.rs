@@ -118,7 +118,6 @@ impl Metrics {
         m.retakes = g(&c.retakes);
         m.handoffs = g(&c.handoffs);
         m.long_handoffs = g(&c.long_handoffs);
-        m.blocking_calls += m.long_handoffs;
         m.monitor_wakes = g(&c.monitor_wakes);
         m.spawn_blocking_tasks = g(&c.spawn_blocking_tasks);
         m.slots_idle = shared.idle.num_idle() as u64;

@@ -35,6 +35,25 @@ pub const READ_CHUNK: usize = 16 * 1024;
 pub const OUT_HIGH_WATER: usize = 64 * 1024;
 
 /// A connection with its input and output buffers.
+///
+/// # Example
+///
+/// ```
+/// use futures::io::AsyncWriteExt;
+/// use handoff_servers::{buf::ConnBuf, duplex::pipe, Activity};
+/// let (mut client, server) = pipe(1024);
+/// let mut c = ConnBuf::new(server, Activity::detached());
+/// futures::executor::block_on(async {
+///     client.write_all(b"PING\r\n").await.unwrap();
+///     c.fill(0).await.unwrap();
+///     assert_eq!(c.input(), b"PING\r\n");
+///     let (input, out) = c.split();
+///     out.extend_from_slice(if input.starts_with(b"PING") { b"+PONG\r\n" } else { b"-ERR\r\n" });
+///     c.consume(6);
+///     c.flush().await.unwrap();
+/// });
+/// assert_eq!(client.unread_by_peer(), 0);
+/// ```
 pub struct ConnBuf<S> {
     io: S,
     inp: Vec<u8>,
@@ -43,6 +62,8 @@ pub struct ConnBuf<S> {
     /// Pending output; the protocol appends, [`ConnBuf::flush`] writes it.
     pub out: Vec<u8>,
     activity: Activity,
+    /// Whether a read counts as progress (see [`ConnBuf::reads_are_progress`]).
+    read_progress: bool,
 }
 
 impl<S: Conn> ConnBuf<S> {
@@ -55,7 +76,22 @@ impl<S: Conn> ConnBuf<S> {
             end: 0,
             out: Vec::with_capacity(READ_CHUNK),
             activity,
+            read_progress: true,
         }
+    }
+
+    /// Whether bytes read count as progress for the idle reaper (default:
+    /// yes). The HTTP server turns this off and calls [`ConnBuf::touch`]
+    /// per whole request instead, so a client that trickles a head one
+    /// byte at a time (slowloris) is closed after the idle timeout like
+    /// a silent one.
+    pub fn reads_are_progress(&mut self, yes: bool) {
+        self.read_progress = yes;
+    }
+
+    /// Records progress for the idle reaper.
+    pub fn touch(&self) {
+        self.activity.touch();
     }
 
     /// The bytes read but not yet consumed.
@@ -109,7 +145,7 @@ impl<S: Conn> ConnBuf<S> {
         }
         let n = self.io.read(&mut self.inp[self.end..]).await?;
         self.end += n;
-        if n > 0 {
+        if n > 0 && self.read_progress {
             self.activity.touch();
         }
         Ok(n)

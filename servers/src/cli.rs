@@ -52,6 +52,14 @@ pub enum Parsed {
 }
 
 /// The usage text of `spec`.
+///
+/// # Example
+///
+/// ```
+/// use handoff_servers::cli::{usage, Spec};
+/// let spec = Spec { name: "kv", about: "a store", default_addr: "127.0.0.1:6380", kv: true, root: false };
+/// assert!(usage(&spec).contains("--fsync POLICY"));
+/// ```
 pub fn usage(spec: &Spec) -> String {
     let mut u = format!(
         "{}: {}\n\nUsage: {} [OPTIONS]\n\nOptions:\n  --addr HOST:PORT      listen address [default: {}]\n  --threads N           worker slots [default: one per core]\n  --idle-timeout SECS   close connections idle this long [default: 60]\n",

@@ -27,6 +27,10 @@
 //! 5. The request is complete once its body (which no route uses) is
 //!    buffered; the body is then skipped, keeping pipelined requests in step.
 //!
+//! A whole request, not a byte, counts as progress for the idle reaper:
+//! a client that trickles its head one byte at a time (slowloris) is
+//! closed after the idle timeout, like a silent one.
+//!
 //! After an error response the connection is closed: once framing is in
 //! doubt, the next byte cannot be trusted to start a request.
 //!
@@ -451,6 +455,26 @@ fn content_type(path: &Path) -> &'static str {
 }
 
 /// The HTTP service; see the module docs.
+///
+/// # Example
+///
+/// Serving one pipelined pair of requests over an in-memory pipe:
+///
+/// ```
+/// use std::sync::Arc;
+/// use futures::io::{AsyncReadExt, AsyncWriteExt};
+/// use handoff_servers::{duplex::pipe, http::{Http, HttpConfig}, Activity, Service, Threads};
+/// let (mut client, server) = pipe(4096);
+/// let svc = Arc::new(Http::new(Threads, HttpConfig::demo("/nonexistent")));
+/// std::thread::spawn(move || futures::executor::block_on(svc.serve(server, Activity::detached())));
+/// futures::executor::block_on(async {
+///     client.write_all(b"GET / HTTP/1.1\r\n\r\nGET /x HTTP/1.1\r\nConnection: close\r\n\r\n").await.unwrap();
+///     let mut all = String::new();
+///     client.read_to_string(&mut all).await.unwrap();
+///     assert!(all.starts_with("HTTP/1.1 200 OK"));
+///     assert!(all.contains("HTTP/1.1 404 Not Found"));
+/// });
+/// ```
 pub struct Http<R> {
     rt: R,
     cfg: HttpConfig,
@@ -547,6 +571,8 @@ impl<R: Rt> Http<R> {
 impl<R: Rt> Service for Http<R> {
     async fn serve<S: Conn>(self: Arc<Self>, conn: S, activity: Activity) {
         let mut c = ConnBuf::new(conn, activity);
+        // A request, not a byte, is progress: see `ConnBuf::reads_are_progress`.
+        c.reads_are_progress(false);
         let mut scan = Scan::default();
         loop {
             let mut close = false;
@@ -584,6 +610,7 @@ impl<R: Rt> Service for Http<R> {
                     }
                 };
                 c.consume(len);
+                c.touch();
                 scan = Scan::default();
                 self.act(action, &mut c.out, head, keep, minor).await;
                 if !keep {
@@ -615,7 +642,7 @@ impl<R: Rt> Service for Http<R> {
 mod tests {
     use super::*;
     use crate::duplex::pipe;
-    use crate::test_rt::Threads;
+    use crate::rt::Threads;
     use futures::io::{AsyncReadExt, AsyncWriteExt};
 
     fn p(b: &[u8]) -> Parse<'_> {

@@ -139,6 +139,19 @@ pub enum Flow {
 }
 
 /// The key-value service; see the module docs.
+///
+/// # Example
+///
+/// ```
+/// use handoff_servers::{kv::{Flow, Kv}, Threads};
+/// let kv = Kv::new(Threads);
+/// let mut out = Vec::new();
+/// assert_eq!(kv.exec(&[b"SET", b"k", b"v"], &mut out), Flow::Continue(0)); // no log
+/// kv.exec(&[b"GET", b"k"], &mut out);
+/// assert_eq!(out, b"+OK\r\n$1\r\nv\r\n");
+/// assert_eq!(kv.dbsize(), 1);
+/// assert!(kv.log().is_none());
+/// ```
 pub struct Kv<R> {
     rt: R,
     db: Mutex<Db>,
@@ -161,11 +174,9 @@ impl<R: Rt> Kv<R> {
     ///
     /// # Example
     ///
-    /// ```no_run
-    /// # fn f<R: handoff_servers::Rt>(rt: R) {
-    /// let kv = handoff_servers::kv::Kv::new(rt);
+    /// ```
+    /// let kv = handoff_servers::kv::Kv::new(handoff_servers::Threads);
     /// assert_eq!(kv.dbsize(), 0);
-    /// # }
     /// ```
     pub fn new(rt: R) -> Kv<R> {
         Kv {
@@ -249,14 +260,12 @@ impl<R: Rt> Kv<R> {
     ///
     /// # Example
     ///
-    /// ```no_run
-    /// # fn f<R: handoff_servers::Rt>(rt: R) {
-    /// let kv = handoff_servers::kv::Kv::new(rt);
+    /// ```
+    /// let kv = handoff_servers::kv::Kv::new(handoff_servers::Threads);
     /// let mut out = Vec::new();
     /// kv.exec(&[b"SET", b"k", b"v"], &mut out);
     /// kv.exec(&[b"GET", b"k"], &mut out);
     /// assert_eq!(out, b"+OK\r\n$1\r\nv\r\n");
-    /// # }
     /// ```
     pub fn exec(&self, args: &[&[u8]], out: &mut Vec<u8>) -> Flow {
         let mut db = self.db.lock().unwrap();
@@ -741,7 +750,7 @@ mod tests {
     use super::*;
     use crate::log::Fsync;
     use crate::resp::{parse_reply, Reply};
-    use crate::test_rt::Threads;
+    use crate::rt::Threads;
 
     fn run(kv: &Kv<Threads>, cmd: &str) -> Reply {
         let args: Vec<&[u8]> = cmd.split(' ').map(str::as_bytes).collect();
@@ -910,7 +919,7 @@ mod tests {
 mod conn_tests {
     use super::*;
     use crate::duplex::pipe;
-    use crate::test_rt::Threads;
+    use crate::rt::Threads;
     use futures::io::{AsyncReadExt, AsyncWriteExt};
 
     fn start() -> crate::duplex::End {

@@ -29,31 +29,4 @@ pub mod resp;
 pub mod rt;
 pub mod sys;
 
-pub use rt::{serve, Activity, Conn, Listener, Reaper, Rt, Service};
-
-/// A runtime made of threads, for the unit tests: a task per thread, so a
-/// blocking call or sleep simply blocks.
-#[cfg(test)]
-pub(crate) mod test_rt {
-    use std::future::Future;
-    use std::time::Duration;
-
-    #[derive(Clone)]
-    pub(crate) struct Threads;
-
-    impl crate::Rt for Threads {
-        fn spawn<F: Future<Output = ()> + Send + 'static>(&self, fut: F) {
-            std::thread::spawn(move || futures::executor::block_on(fut));
-        }
-        async fn blocking<F, R>(&self, f: F) -> R
-        where
-            F: FnOnce() -> R + Send + 'static,
-            R: Send + 'static,
-        {
-            f()
-        }
-        async fn sleep(&self, d: Duration) {
-            std::thread::sleep(d)
-        }
-    }
-}
+pub use rt::{serve, Activity, Conn, Listener, Reaper, Rt, Service, Threads};

@@ -64,6 +64,19 @@ pub struct Spec {
 }
 
 /// Results of a run.
+///
+/// # Example
+///
+/// ```
+/// use std::time::Duration;
+/// let r = handoff_servers::load::Report {
+///     elapsed: Duration::from_secs(1),
+///     latencies: vec![vec![1_000, 2_000, 3_000, 4_000]],
+///     ..Default::default()
+/// };
+/// assert_eq!((r.rps(), r.count(0)), (4.0, 4));
+/// assert_eq!(r.percentile(0, 50.0), Duration::from_nanos(3_000));
+/// ```
 #[derive(Clone, Debug, Default)]
 pub struct Report {
     /// Measured wall time.
@@ -73,6 +86,16 @@ pub struct Report {
     /// Error responses (HTTP status other than 2xx, RESP errors) and
     /// connections lost.
     pub errors: u64,
+    /// CPU time the rest of the process (the server under test) used
+    /// during the measured window: the process's CPU time minus the load
+    /// generator threads'. On a machine shared with other work this is a
+    /// steadier basis for comparing runtimes than requests/s, which also
+    /// depends on how much CPU the kernel's scheduler hands each process.
+    pub server_cpu: Duration,
+    /// CPU time of the load generator threads other than the first
+    /// (internal bookkeeping for [`run`]).
+    #[doc(hidden)]
+    pub generator_cpu: Duration,
 }
 
 impl Report {
@@ -80,6 +103,18 @@ impl Report {
     pub fn rps(&self) -> f64 {
         let n: usize = self.latencies.iter().map(Vec::len).sum();
         n as f64 / self.elapsed.as_secs_f64()
+    }
+
+    /// Completed requests of all classes per millisecond of server CPU
+    /// time (0 when nothing was measured).
+    pub fn per_cpu_ms(&self) -> f64 {
+        let n: usize = self.latencies.iter().map(Vec::len).sum();
+        let ms = self.server_cpu.as_secs_f64() * 1e3;
+        if ms > 0.0 {
+            n as f64 / ms
+        } else {
+            0.0
+        }
     }
 
     /// Completed requests of class `c`.
@@ -197,7 +232,12 @@ fn run_thread(spec: &Spec, conns: usize, seed: u64, start: Instant) -> io::Resul
     };
     let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; conns.max(1)];
     let mut chunk = vec![0u8; 64 * 1024];
+    // CPU snapshots at the start of the measured window: (process, thread).
+    let mut cpu_from: Option<(Duration, Duration)> = None;
     while Instant::now() < end {
+        if cpu_from.is_none() && Instant::now() >= measure_from {
+            cpu_from = Some((crate::sys::cpu_time(true), crate::sys::cpu_time(false)));
+        }
         // SAFETY: `events` has room for `len` entries and outlives the call.
         let n = syscall!(epoll_wait(
             ep.as_raw_fd(),
@@ -260,6 +300,18 @@ fn run_thread(spec: &Spec, conns: usize, seed: u64, start: Instant) -> io::Resul
         }
     }
     report.elapsed = spec.duration;
+    // This thread's share of the CPU accounting: the process's use minus
+    // its own (`run` subtracts the other generator threads').
+    if let Some((p0, t0)) = cpu_from {
+        let dp = crate::sys::cpu_time(true).saturating_sub(p0);
+        let dt = crate::sys::cpu_time(false).saturating_sub(t0);
+        report.server_cpu = if seed == 1 {
+            dp.saturating_sub(dt)
+        } else {
+            Duration::ZERO
+        };
+        report.generator_cpu = dt;
+    }
     Ok(report)
 }
 
@@ -305,15 +357,23 @@ pub fn run(spec: &Spec) -> io::Result<Report> {
     let mut merged = Report {
         latencies: vec![Vec::new(); spec.mix.len()],
         elapsed: spec.duration,
-        errors: 0,
+        ..Report::default()
     };
-    for r in results {
+    let mut others_cpu = Duration::ZERO;
+    for (t, r) in results.into_iter().enumerate() {
         let r = r?;
         merged.errors += r.errors;
+        if t == 0 {
+            merged.server_cpu = r.server_cpu;
+        } else {
+            others_cpu += r.generator_cpu;
+        }
         for (m, l) in merged.latencies.iter_mut().zip(r.latencies) {
             m.extend(l);
         }
     }
+    merged.server_cpu = merged.server_cpu.saturating_sub(others_cpu);
+    merged.generator_cpu = Duration::ZERO;
     for l in &mut merged.latencies {
         l.sort_unstable();
     }

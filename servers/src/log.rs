@@ -137,6 +137,27 @@ struct State {
 }
 
 /// The append-only log; see the module docs.
+///
+/// # Example
+///
+/// ```
+/// use std::sync::Arc;
+/// use handoff_servers::{log::{Fsync, Log}, Threads};
+/// let dir = std::env::temp_dir().join(format!("log-struct-doc-{}", std::process::id()));
+/// let _ = std::fs::remove_dir_all(&dir);
+/// std::fs::create_dir_all(&dir).unwrap();
+/// let (log, _) = Log::open(&dir, Fsync::Always, |_| {}).unwrap();
+/// let log = Arc::new(log);
+/// log.append(&["SET", "a", "1"]);
+/// let seq = log.append(&["SET", "b", "2"]);
+/// assert_eq!(seq, log.last_seq());
+/// futures::executor::block_on(log.durable(&Threads, seq)).unwrap();
+/// assert_eq!(log.rounds(), 1); // both records, one write + fdatasync
+/// drop(log);
+/// let mut seen = 0;
+/// let (_, replay) = Log::open(&dir, Fsync::Always, |cmd| { assert_eq!(cmd[0], b"SET"); seen += 1 }).unwrap();
+/// assert_eq!((seen, replay.records, replay.torn_bytes), (2, 2, 0));
+/// ```
 pub struct Log {
     file: Arc<File>,
     path: PathBuf,
@@ -308,7 +329,15 @@ impl Log {
                 } else {
                     st.written
                 };
-                if done >= seq {
+                // A sequence number from the future cannot be waited for: no
+                // round would ever reach it, and a leader would spin on
+                // empty rounds. Callers only pass numbers `append` gave.
+                debug_assert!(
+                    seq <= st.appended,
+                    "durable({seq}) past the last record {}",
+                    st.appended
+                );
+                if done >= seq.min(st.appended) {
                     return Poll::Ready(Ok(None));
                 }
                 if !st.leading {
@@ -381,7 +410,7 @@ impl Log {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::test_rt::Threads;
+    use crate::rt::Threads;
     use futures::executor::block_on;
 
     pub(crate) fn temp_dir(name: &str) -> PathBuf {

@@ -39,12 +39,13 @@ pub enum Cmd<'a> {
     Error(&'static str),
 }
 
-/// Finds `\r\n` at or after `from`; returns the index of `\r`.
+/// Finds `\r\n` at or after `from`; returns the index of `\r` (never
+/// before `from`).
 fn find_crlf(buf: &[u8], from: usize) -> Option<usize> {
     let mut i = from;
     while let Some(p) = buf.get(i..)?.iter().position(|&b| b == b'\n') {
         let p = i + p;
-        if p > 0 && buf[p - 1] == b'\r' {
+        if p > from && buf[p - 1] == b'\r' {
             return Some(p - 1);
         }
         i = p + 1;
@@ -330,7 +331,8 @@ pub fn parse_reply(buf: &[u8]) -> Result<Option<(Reply, usize)>, String> {
     let Some(&kind) = buf.first() else {
         return Ok(None);
     };
-    let Some(cr) = find_crlf(buf, 0) else {
+    // The line starts after the type byte.
+    let Some(cr) = find_crlf(buf, 1) else {
         return Ok(None);
     };
     let line = &buf[1..cr];
@@ -476,5 +478,54 @@ mod tests {
                 Reply::Array(Some(vec![Reply::Int(0), Reply::Bulk(Some(b"z".to_vec()))])),
             ]
         );
+    }
+}
+
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+
+    /// Nothing a peer sends can panic the parsers: random bytes, and random
+    /// mutations of valid commands, each parsed at every prefix length.
+    #[test]
+    fn random_input_never_panics() {
+        let mut x = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let resp_alphabet: &[u8] = b"*$+-:\r\n0123456789-abcSETGET ";
+        let http_alphabet: &[u8] = b"GETHP/1.0 \r\n:Content-Length:Connection%2e./?&=close";
+        for round in 0..4000 {
+            let alphabet = if round % 2 == 0 {
+                resp_alphabet
+            } else {
+                http_alphabet
+            };
+            let len = (next() % 48) as usize;
+            let mut buf: Vec<u8> = (0..len)
+                .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+                .collect();
+            if next() % 2 == 0 {
+                let mut valid = Vec::new();
+                if round % 2 == 0 {
+                    command(&mut valid, &["SET", "key", "value"]);
+                } else {
+                    valid.extend_from_slice(
+                        b"GET /file/a?x=1 HTTP/1.1\r\nContent-Length: 2\r\n\r\nab",
+                    );
+                }
+                let at = (next() % valid.len() as u64) as usize;
+                valid[at] = alphabet[(next() % alphabet.len() as u64) as usize];
+                buf = valid;
+            }
+            for i in 0..=buf.len() {
+                let _ = parse_command(&buf[..i]);
+                let _ = parse_reply(&buf[..i]);
+                let _ = crate::http::parse(&buf[..i], &mut crate::http::Scan::default());
+            }
+        }
     }
 }

@@ -108,11 +108,63 @@ pub trait Rt: Clone + Send + Sync + 'static {
     }
 }
 
+/// A runtime made of plain threads, for tests, docs and tools: each task
+/// gets its own thread (driven by `futures::executor::block_on`), so a
+/// blocking call simply runs and a sleep simply sleeps. Not for serving
+/// real load: a thread per connection is what async runtimes exist to avoid.
+///
+/// # Example
+///
+/// ```
+/// use handoff_servers::{Rt, Threads};
+/// let (tx, rx) = std::sync::mpsc::channel();
+/// Threads.spawn(async move { tx.send(Threads.blocking(|| 6 * 7).await).unwrap() });
+/// assert_eq!(rx.recv().unwrap(), 42);
+/// ```
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Threads;
+
+impl Rt for Threads {
+    fn spawn<F: Future<Output = ()> + Send + 'static>(&self, fut: F) {
+        std::thread::spawn(move || futures::executor::block_on(fut));
+    }
+
+    async fn blocking<F, R>(&self, f: F) -> R
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        f()
+    }
+
+    async fn sleep(&self, d: Duration) {
+        std::thread::sleep(d)
+    }
+}
+
 /// A connection: a `futures::io` byte stream that can move between threads.
 pub trait Conn: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn for T {}
 
 /// Something that accepts connections (a TCP listener, a test double).
+///
+/// # Example
+///
+/// ```
+/// use handoff_servers::{duplex::{pipe, End}, Listener};
+/// /// Hands out one in-memory connection, then fails.
+/// struct One(Option<End>);
+/// impl Listener for One {
+///     type Conn = End;
+///     async fn accept(&mut self) -> std::io::Result<End> {
+///         self.0.take().ok_or_else(|| std::io::ErrorKind::WouldBlock.into())
+///     }
+/// }
+/// let (_client, server) = pipe(64);
+/// let mut l = One(Some(server));
+/// assert!(futures::executor::block_on(l.accept()).is_ok());
+/// assert!(futures::executor::block_on(l.accept()).is_err());
+/// ```
 pub trait Listener: Send + 'static {
     /// The accepted connection type.
     type Conn: Conn;
@@ -121,6 +173,28 @@ pub trait Listener: Send + 'static {
 }
 
 /// A protocol served on one connection.
+///
+/// # Example
+///
+/// ```
+/// use std::sync::Arc;
+/// use futures::io::AsyncWriteExt;
+/// use handoff_servers::{Activity, Conn, Service};
+/// /// Says hello and hangs up.
+/// struct Hello;
+/// impl Service for Hello {
+///     async fn serve<S: Conn>(self: Arc<Self>, mut conn: S, activity: Activity) {
+///         if conn.write_all(b"hello\n").await.is_ok() {
+///             activity.touch();
+///         }
+///     }
+/// }
+/// let (mut client, server) = handoff_servers::duplex::pipe(64);
+/// futures::executor::block_on(Arc::new(Hello).serve(server, Activity::detached()));
+/// let mut got = String::new();
+/// futures::executor::block_on(futures::io::AsyncReadExt::read_to_string(&mut client, &mut got)).unwrap();
+/// assert_eq!(got, "hello\n");
+/// ```
 pub trait Service: Send + Sync + 'static {
     /// Serves `conn` until the peer closes it, it misbehaves, or it idles.
     /// Call [`Activity::touch`] on progress so the reaper leaves it alone.
@@ -251,6 +325,14 @@ impl Reaper {
 }
 
 /// True for accept errors that mean "out of descriptors or memory": back off.
+///
+/// # Example
+///
+/// ```
+/// use std::io::Error;
+/// assert!(handoff_servers::rt::is_resource_exhaustion(&Error::from_raw_os_error(libc::EMFILE)));
+/// assert!(!handoff_servers::rt::is_resource_exhaustion(&Error::from_raw_os_error(libc::ECONNABORTED)));
+/// ```
 pub fn is_resource_exhaustion(e: &io::Error) -> bool {
     matches!(
         e.raw_os_error(),
@@ -305,7 +387,7 @@ mod tests {
     use super::*;
     use crate::duplex::{pipe, End};
     use crate::echo::Echo;
-    use crate::test_rt::Threads;
+    use crate::rt::Threads;
     use futures::io::{AsyncReadExt, AsyncWriteExt};
     use std::collections::VecDeque;
 

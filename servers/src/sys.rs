@@ -75,3 +75,31 @@ pub fn fdatasync(f: &impl AsRawFd) -> io::Result<()> {
     // SAFETY: the descriptor is owned by `f`, which outlives the call.
     syscall!(fdatasync(f.as_raw_fd())).map(drop)
 }
+
+/// CPU time consumed so far by this process (`whole_process`: all its
+/// threads, those that ended included) or by the calling thread, from
+/// `clock_gettime(CLOCK_PROCESS_CPUTIME_ID / CLOCK_THREAD_CPUTIME_ID)`.
+///
+/// # Example
+///
+/// ```
+/// let t = handoff_servers::sys::cpu_time(false);
+/// let p = handoff_servers::sys::cpu_time(true);
+/// assert!(p >= t);
+/// ```
+pub fn cpu_time(whole_process: bool) -> Duration {
+    let clock = if whole_process {
+        libc::CLOCK_PROCESS_CPUTIME_ID
+    } else {
+        libc::CLOCK_THREAD_CPUTIME_ID
+    };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a live, writable timespec; the clock id is valid.
+    match syscall!(clock_gettime(clock, &mut ts)) {
+        Ok(_) => Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32),
+        Err(_) => Duration::ZERO,
+    }
+}

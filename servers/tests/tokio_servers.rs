@@ -56,6 +56,7 @@ fn http_bad_input_and_500_connections() {
 fn http_idle_and_stalled_reader() {
     let (_rt, addr, _) = http(BlockMode::SpawnBlocking, Duration::from_millis(300));
     sc::idle_is_closed(addr);
+    sc::slowloris_is_closed(addr);
     let (_rt2, addr, _) = http(BlockMode::SpawnBlocking, IDLE);
     sc::stalled_reader_is_bounded(addr, b"GET / HTTP/1.1\r\n\r\n");
 }

@@ -12,8 +12,7 @@ use std::io;
 /// is caught and stored here, and [`into_panic`](JoinError::into_panic) hands
 /// it back so the joiner can resume it with [`std::panic::resume_unwind`].
 ///
-/// ```ignore
-/// // runnable once the scheduler lands
+/// ```
 /// let rt = handoff_executor::Runtime::new().unwrap();
 /// rt.block_on(async {
 ///     let err = handoff_executor::spawn(async { panic!("boom") }).await.unwrap_err();
@@ -84,8 +83,7 @@ impl JoinError {
     /// [`JoinHandle::abort`]: crate::JoinHandle::abort
     /// [`AbortHandle::abort`]: crate::AbortHandle::abort
     ///
-    /// ```ignore
-    /// // runnable once the scheduler lands
+    /// ```
     /// handoff_executor::Runtime::new().unwrap().block_on(async {
     ///     let h = handoff_executor::spawn(std::future::pending::<()>());
     ///     h.abort();
@@ -99,8 +97,7 @@ impl JoinError {
     /// True if the task's future panicked (while polled, or while its
     /// `Drop` ran during cancellation).
     ///
-    /// ```ignore
-    /// // runnable once the scheduler lands
+    /// ```
     /// handoff_executor::Runtime::new().unwrap().block_on(async {
     ///     let err = handoff_executor::spawn(async { panic!("boom") }).await.unwrap_err();
     ///     assert!(err.is_panic());
@@ -119,8 +116,7 @@ impl JoinError {
     /// [`is_panic`](JoinError::is_panic) first or use
     /// [`try_into_panic`](JoinError::try_into_panic).
     ///
-    /// ```ignore
-    /// // runnable once the scheduler lands
+    /// ```
     /// handoff_executor::Runtime::new().unwrap().block_on(async {
     ///     let err = handoff_executor::spawn(async { panic!("boom") }).await.unwrap_err();
     ///     let payload = err.into_panic();
@@ -144,8 +140,7 @@ impl JoinError {
     ///
     /// Returns `Err(self)` if the task was cancelled.
     ///
-    /// ```ignore
-    /// // runnable once the scheduler lands
+    /// ```
     /// handoff_executor::Runtime::new().unwrap().block_on(async {
     ///     let h = handoff_executor::spawn(std::future::pending::<()>());
     ///     h.abort();
@@ -162,8 +157,7 @@ impl JoinError {
 
     /// The id of the task that failed.
     ///
-    /// ```ignore
-    /// // runnable once the scheduler lands
+    /// ```
     /// handoff_executor::Runtime::new().unwrap().block_on(async {
     ///     let h = handoff_executor::spawn(std::future::pending::<()>());
     ///     let id = h.id();

@@ -107,8 +107,7 @@ pub fn try_id() -> Option<Id> {
 ///
 /// Panics outside a task; use [`try_id`] where that can happen.
 ///
-/// ```ignore
-/// // runnable once the scheduler lands
+/// ```
 /// handoff_executor::Runtime::new().unwrap().block_on(async {
 ///     let h = handoff_executor::spawn(async { handoff_executor::task::id() });
 ///     let id = h.id();

@@ -24,8 +24,7 @@ use std::task::{Context, Poll};
 /// ready, so a loop joining many finished tasks still yields to its slot's
 /// other tasks.
 ///
-/// ```ignore
-/// // runnable once the scheduler lands
+/// ```
 /// let rt = handoff_executor::Runtime::new().unwrap();
 /// rt.block_on(async {
 ///     let handle = handoff_executor::spawn(async { 6 * 7 });
@@ -66,8 +65,7 @@ impl<T> JoinHandle<T> {
     /// handle gives [`JoinError::is_cancelled`]. A task that already
     /// completed keeps its output. Calling `abort` more than once is fine.
     ///
-    /// ```ignore
-    /// // runnable once the scheduler lands
+    /// ```
     /// handoff_executor::Runtime::new().unwrap().block_on(async {
     ///     let h = handoff_executor::spawn(std::future::pending::<()>());
     ///     h.abort();
@@ -82,8 +80,7 @@ impl<T> JoinHandle<T> {
     /// True once the task has completed: returned, panicked or been
     /// cancelled. Awaiting the handle then returns at once.
     ///
-    /// ```ignore
-    /// // runnable once the scheduler lands
+    /// ```
     /// handoff_executor::Runtime::new().unwrap().block_on(async {
     ///     let h = handoff_executor::spawn(async {});
     ///     while !h.is_finished() {
@@ -99,8 +96,7 @@ impl<T> JoinHandle<T> {
     /// A handle that can abort the task without owning the output (it can
     /// be cloned and sent elsewhere).
     ///
-    /// ```ignore
-    /// // runnable once the scheduler lands
+    /// ```
     /// handoff_executor::Runtime::new().unwrap().block_on(async {
     ///     let h = handoff_executor::spawn(std::future::pending::<()>());
     ///     let abort = h.abort_handle();
@@ -116,8 +112,7 @@ impl<T> JoinHandle<T> {
 
     /// The task's id.
     ///
-    /// ```ignore
-    /// // runnable once the scheduler lands
+    /// ```
     /// handoff_executor::Runtime::new().unwrap().block_on(async {
     ///     let a = handoff_executor::spawn(async {});
     ///     let b = handoff_executor::spawn(async {});
@@ -183,8 +178,7 @@ fn poll_proceed(cx: &mut Context<'_>) -> Poll<()> {
 /// A handle that aborts a task without owning its output. Cheap to clone;
 /// dropping it does nothing to the task.
 ///
-/// ```ignore
-/// // runnable once the scheduler lands
+/// ```
 /// handoff_executor::Runtime::new().unwrap().block_on(async {
 ///     let h = handoff_executor::spawn(std::future::pending::<()>());
 ///     let a = h.abort_handle();
@@ -210,8 +204,7 @@ impl RefUnwindSafe for AbortHandle {}
 impl AbortHandle {
     /// Cancels the task, as [`JoinHandle::abort`].
     ///
-    /// ```ignore
-    /// // runnable once the scheduler lands
+    /// ```
     /// handoff_executor::Runtime::new().unwrap().block_on(async {
     ///     let h = handoff_executor::spawn(std::future::pending::<()>());
     ///     h.abort_handle().abort();
@@ -224,8 +217,7 @@ impl AbortHandle {
 
     /// True once the task has completed, as [`JoinHandle::is_finished`].
     ///
-    /// ```ignore
-    /// // runnable once the scheduler lands
+    /// ```
     /// handoff_executor::Runtime::new().unwrap().block_on(async {
     ///     let h = handoff_executor::spawn(async {});
     ///     let a = h.abort_handle();
@@ -239,8 +231,7 @@ impl AbortHandle {
 
     /// The task's id.
     ///
-    /// ```ignore
-    /// // runnable once the scheduler lands
+    /// ```
     /// handoff_executor::Runtime::new().unwrap().block_on(async {
     ///     let h = handoff_executor::spawn(async {});
     ///     assert_eq!(h.abort_handle().id(), h.id());

@@ -47,10 +47,8 @@ impl Sched {
         Sched(Arc::new(Inner {
             queue: Mutex::new(VecDeque::new()),
             released: AtomicUsize::new(0),
-            // One shard: ids come from a process-wide counter, so with more
-            // shards the shard (a loom object) would change between
-            // iterations and the model would not be deterministic.
-            owned: OwnedTasks::with_shards(1),
+            // One shard under loom whatever is asked (see `LOOM_SHARDS`).
+            owned: OwnedTasks::new(),
         }))
     }
 
@@ -555,5 +553,43 @@ fn loom_detached_join_handle_vs_complete() {
             "the output is dropped exactly once, before the task is freed"
         );
         drop(keep);
+    });
+}
+
+#[test]
+fn loom_blocking_task_run_vs_abort() {
+    // The pool runs a blocking task while its JoinHandle aborts it: the
+    // closure runs or is dropped unrun, exactly once, and nothing is ever
+    // handed to the (absent) scheduler.
+    model(|| {
+        let ran = Arc::new(AtomicUsize::new(0));
+        let drops = Arc::new(AtomicUsize::new(0));
+        let track = DropTrack(drops.clone());
+        let ran2 = ran.clone();
+        let (runnable, mut join) = blocking_task(
+            move || {
+                let _track = track;
+                ran2.fetch_add(1, Ordering::Relaxed);
+            },
+            Id::next(),
+        );
+        let abort = join.abort_handle();
+        let th = thread::spawn(move || abort.abort());
+        runnable.run();
+        th.join().unwrap();
+        assert_eq!(
+            drops.load(Ordering::Acquire),
+            1,
+            "the closure is dropped exactly once"
+        );
+        let noop = futures::task::noop_waker();
+        match poll_join(&mut join, &noop) {
+            Poll::Ready(Ok(())) => assert_eq!(ran.load(Ordering::Relaxed), 1),
+            Poll::Ready(Err(e)) => {
+                assert!(e.is_cancelled());
+                assert_eq!(ran.load(Ordering::Relaxed), 0);
+            }
+            Poll::Pending => panic!("a run blocking task's JoinHandle was pending"),
+        }
     });
 }

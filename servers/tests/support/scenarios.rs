@@ -243,6 +243,33 @@ pub fn idle_is_closed(addr: SocketAddr) {
     assert!(c.closed());
 }
 
+/// A client that trickles a request head one byte every 50 ms is closed
+/// (the server must have been started with a short idle timeout): bytes
+/// are not progress, requests are.
+pub fn slowloris_is_closed(addr: SocketAddr) {
+    let c = Client::connect(addr);
+    (&c.s).write_all(b"GET / HTTP/1.1\r\nX-Slow: ").unwrap();
+    c.s.set_nonblocking(true).unwrap();
+    let t0 = Instant::now();
+    loop {
+        assert!(
+            t0.elapsed() < WATCHDOG,
+            "a trickling client was never closed"
+        );
+        if (&c.s).write_all(b"a").is_err() {
+            return;
+        }
+        let mut b = [0u8; 256];
+        match (&c.s).read(&mut b) {
+            Ok(0) => return,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+            Err(_) => return,
+            Ok(_) => panic!("the server answered a request that never ended"),
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// A client that sends requests and never reads: the server stops reading
 /// (bounded buffering) and keeps serving everyone else.
 pub fn stalled_reader_is_bounded(addr: SocketAddr, request: &[u8]) {
