@@ -130,7 +130,29 @@ where
     join
 }
 
+/// Gives a pool thread's place back — in the pool's count and in the
+/// `max_threads` budget — when the thread ends, also when it unwinds (a
+/// panicking `on_thread_start` or `on_thread_stop`); then starts another pool
+/// thread if jobs are still queued, so a job never waits for a thread that
+/// died.
+struct PoolThreadExit {
+    shared: Arc<Shared>,
+}
+
+impl Drop for PoolThreadExit {
+    fn drop(&mut self) {
+        let shared = &self.shared;
+        shared.pool.lock().threads -= 1;
+        shared.threads.release();
+        shared.pool.thread_released(shared);
+    }
+}
+
 fn pool_thread(shared: Arc<Shared>) {
+    // Declared first, dropped last: after the stop hook and the guards.
+    let _exit = PoolThreadExit {
+        shared: shared.clone(),
+    };
     let _reactor = shared.reactor.enter();
     let _current = context::set_current(Handle {
         shared: shared.clone(),
@@ -173,10 +195,8 @@ fn pool_thread(shared: Arc<Shared>) {
                 .0;
         }
     }
-    s.threads -= 1;
     drop(s);
     if let Some(f) = &shared.config.on_thread_stop {
         f();
     }
-    shared.threads.release();
 }

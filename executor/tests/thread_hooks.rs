@@ -72,3 +72,29 @@ fn a_panicking_on_thread_stop_gives_its_thread_budget_back() {
         }
     });
 }
+
+/// Regression: a pool thread whose `on_thread_start` panicked kept its place
+/// in the pool's thread count and in the `max_threads` budget, so with a
+/// budget of one pool thread the queued `spawn_blocking` job never ran. The
+/// hook panics on the first pool thread only: the job runs on the next one.
+#[test]
+fn a_panicking_on_thread_start_in_the_pool_gives_its_thread_budget_back() {
+    watchdog(30, "panicking start hook in the pool", || {
+        let pool_starts = Arc::new(AtomicUsize::new(0));
+        let s = pool_starts.clone();
+        let rt = Runtime::builder()
+            .worker_threads(1)
+            .max_threads(2)
+            .on_thread_start(move || {
+                let pool = std::thread::current().name() == Some("handoff-blocking");
+                if pool && s.fetch_add(1, Ordering::SeqCst) == 0 {
+                    panic!("on_thread_start fails on the first pool thread (test)");
+                }
+            })
+            .build()
+            .unwrap();
+        let v = rt.block_on(async { handoff_executor::spawn_blocking(|| 7).await.unwrap() });
+        assert_eq!(v, 7);
+        assert_eq!(pool_starts.load(Ordering::SeqCst), 2);
+    });
+}
