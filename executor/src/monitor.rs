@@ -2,27 +2,39 @@
 //! blocking call and hands them to other threads.
 //!
 //! ## What it costs, by design
-//! - The fast path of `blocking` pays one load and a compare for the
-//!   monitor: `enter` reads the monitor's next look (`slot/watch.rs`) and
-//!   wakes it only when that is later than the new call's due time.
+//! - The fast path of `blocking` pays a fence, a few loads and a compare
+//!   for the monitor: `enter` reads the monitor's next look
+//!   (`slot/watch.rs`) and wakes it only when that is later than the new
+//!   call's due time.
+//! - A call's due time is `entry + retake_after` only when Go's retake rule
+//!   could act on it then: its slot has local work, or no slot is idle and
+//!   no thread spins (nobody else could take new work). Otherwise the rule
+//!   would spare it at `retake_after` anyway, and it is due at `LAZY_LOOK`
+//!   (500 µs), when the monitor checks the rule again. The inputs are read
+//!   by `enter` (its own ring, two counters) and again by the monitor.
 //! - Its wake rate follows the calls, never `1 / retake_after` on its own:
 //!   it polls only while calls start at least once per poll period
 //!   (`POLL_ENTER`), so a poll round costs no more wakes than the calls
-//!   would; otherwise it sleeps until the next known deadline (a call it is
-//!   timing) or for good, and a call entered after that pays one futex wake
-//!   (1–2 µs on the caller, only on calls that come after a quiet spell).
-//! - A retake about `retake_after` after entry, whatever happened before:
-//!   the entry stamp gives the monitor the call's exact deadline whether it
-//!   was polling, sleeping on a deadline, or asleep for good.
+//!   would, and the period is `retake_after` only while a new call would be
+//!   due that soon (no idle slot), else `LAZY_LOOK`. Otherwise it sleeps
+//!   until the next known deadline (a call it is timing) or for good, and a
+//!   call entered after that pays one futex wake (1–2 µs on the caller,
+//!   only on calls that come after a quiet spell).
+//! - A retake about `retake_after` after entry, whatever happened before,
+//!   for every call the rule would retake: the entry stamp gives the
+//!   monitor the call's exact deadline whether it was polling, sleeping on
+//!   a deadline, or asleep for good.
 //!
 //! ## Loop
 //! 1. Load every slot's word. For a slot in `Syscall`, its deadline is
-//!    `stamp + retake_after` (`stamp` is the entry time `enter` wrote). Past
+//!    `stamp + retake_after` (`stamp` is the entry time `enter` wrote), or
+//!    `stamp + LAZY_LOOK` for a call the rule spares at first sight. Past
 //!    the deadline, apply Go's retake rule: retake when the slot has local
 //!    work, or no thread spins and no slot is idle (nobody else could take
 //!    new work), or the call has lasted `LONG_CALL`. Retake = CAS
 //!    `Syscall -> Idle` checking the call's tick, then hand off
-//!    (`Shared::handoff`).
+//!    (`Shared::handoff`). A spared call is looked at again after
+//!    `RULE_RECHECK`, doubling.
 //! 2. Update the call rate (`Rate`: calls started per poll period, from the
 //!    slots' summed ticks) and the mode: poll from `POLL_ENTER` calls per
 //!    period, stop below `POLL_LEAVE`.
@@ -35,11 +47,29 @@
 //!    futex wait takes an absolute deadline, and every deadline is brought
 //!    forward by the measured lateness of past wakes (`Lateness`).
 //!
-//! ## Costs, measured (2-vCPU VM, loaded by other builds; benches/blocking.rs "monitor cost")
-//! MONITOR_COST_TABLE
+//! ## Costs, measured
+//! `cargo bench --bench blocking`, "monitor cost": the monitor thread's CPU
+//! (schedstat) and wakes, 2 slots unless said, medians of 3 rounds of 1 s;
+//! two runs each, on a 2-vCPU VM with a load average of 10–14 from other
+//! builds (a nice-19 thread is starved there, so some numbers are lower
+//! than on a quiet machine, where back-to-back calls on one slot reach
+//! ~1/`retake_after`).
+//!
+//! ```text
+//! load                        previous design            this design
+//! idle runtime                0%, 0 wakes/s              0%, 0 wakes/s
+//! one 100 µs call per ms      34–51%, 21–24k/s (37/call) 2–3%, 1.4k/s (2.0/call)
+//! back-to-back getpid         2–3%, 0.9–1k/s (starved)   1–5%, 0.5–1.6k/s
+//! same, 1 slot                1%, 0.3–0.6k/s (starved)   2–62%, 0.6–27k/s
+//! 20 ms calls back to back    26–37%, 13–19k/s (290/call) 1.5%, 0.4k/s (7.8/call)
+//! Go sysmon (golang/go#18236): 6–12% of a busy server's CPU profile
+//! ```
+//! The one-slot stream is the worst case left: every call there could need
+//! a retake at `retake_after` (nobody else could take new work), so the
+//! monitor polls at that period while the stream lasts (see "Rejected").
 //!
 //! ## Priority
-//! The monitor runs at nice 19. While calls stream, it wakes every
+//! The monitor runs at nice 19. While calls stream, it may wake every
 //! `retake_after`; at normal priority each wake preempts a worker when all
 //! CPUs are busy (10–20 µs of lost CPU per wake on a VM: measured, a
 //! `getpid` loop ran at 2× its cost). At nice 19 a waking monitor does not
@@ -52,7 +82,8 @@
 //!
 //! ## Rejected
 //! - Go's fixed 20 µs tick with back-off (CPU while idle, late retakes
-//!   after a quiet spell; golang/go#18236 measured 6–12% of a core).
+//!   after a quiet spell; golang/go#18236 saw sysmon at 6–12% of a busy
+//!   server's CPU profile).
 //! - The previous design here: poll every `retake_after` until 50 rounds
 //!   with no new call, then park behind a `parked` flag. A call every
 //!   millisecond never let it park: ~13 000 wakes a second, 20–25% of a
@@ -62,9 +93,18 @@
 //!   call then pays a `futex_wake` (~1.5 µs) on a 150 ns `getpid` — the
 //!   fast path's 1.2× budget gone on those calls.
 //! - A timer armed by every `enter` (a system call on the fast path).
-//! - Skipping calls that cannot need a retake yet (empty local queue while
-//!   another slot is idle): "no idle slot" can start during the call and
-//!   nothing tells the monitor, so it would have to poll anyway.
+//! - Polling every `retake_after` while calls are dense, whatever the
+//!   rule says (the first version of this design): back-to-back `getpid`
+//!   next to an idle slot cost 33 000 wakes a second, 68% of a core, to
+//!   time calls the rule would never retake. With `LAZY_LOOK` that stream
+//!   costs ~1 000–2 000 wakes a second; a stream the rule could act on
+//!   (one slot, or every slot busy) still costs a poll per `retake_after`:
+//!   without a system call on `enter` nothing else can see a long call in
+//!   time.
+//! - Waking the monitor when the last idle slot is taken (to time lazy
+//!   calls that become retakable at once): a `LAZY_LOOK` bound on that case
+//!   is what Go's own rule checks give, and the wake would sit on the
+//!   scheduler's hot path.
 use crate::builder::Config;
 use crate::clock::{self, Stamp};
 use crate::handle::{Counters, Shared};

@@ -148,12 +148,50 @@ pub(crate) fn spawn_thread(
     }
 }
 
+/// What a worker thread gives back when it ends, however it ends: its
+/// place in the `max_threads` budget, its count, its registry entry, and a
+/// core handed to it that it never started to run. Dropped on a normal
+/// exit and on unwinding alike, so a panicking `on_thread_start` or
+/// `on_thread_stop` hook (or a bug) cannot leak the reservation — which at
+/// the cap would leave no thread to run the slots, for good.
+struct ThreadExit {
+    shared: Arc<Shared>,
+    thread: Arc<ThreadCtl<Core>>,
+    /// A core handed at spawn, until the thread acquires it.
+    first: Option<Box<Core>>,
+}
+
+impl Drop for ThreadExit {
+    fn drop(&mut self) {
+        let shared = &self.shared;
+        if let Some(core) = self.first.take() {
+            // To another thread if there is work, else the idle list. (A
+            // start hook that panics on every thread then costs a thread
+            // spawn per retry while work waits: the runtime cannot run
+            // anyway, and each panic message says why.)
+            shared.handoff(core);
+        }
+        // Relaxed: a count for keep-alive decisions and metrics.
+        shared.threads.workers.fetch_sub(1, Ordering::Relaxed);
+        // Release pairs with the Acquire in `Threads::wait_idle_exit`.
+        self.thread.exited.store(true, Ordering::Release);
+        shared.threads.release();
+        shared.pool.thread_released(shared);
+    }
+}
+
 fn thread_main(
     shared: Arc<Shared>,
     thread: Arc<ThreadCtl<Core>>,
     parker: Parker,
     first: Option<Box<Core>>,
 ) {
+    // Declared first, dropped last: after the hooks and the context guards.
+    let mut exit = ThreadExit {
+        shared: shared.clone(),
+        thread: thread.clone(),
+        first,
+    };
     let _reactor = shared.reactor.enter();
     let _current = context::set_current(crate::handle::Handle {
         shared: shared.clone(),
@@ -167,7 +205,7 @@ fn thread_main(
         thread,
     };
     let guard = context::set_worker(&cx);
-    let mut core = first.map(|c| cx.acquire(c));
+    let mut core = exit.first.take().map(|c| cx.acquire(c));
     loop {
         let c = match core.take() {
             Some(c) => c,
@@ -182,12 +220,7 @@ fn thread_main(
     if let Some(f) = &shared.config.on_thread_stop {
         f();
     }
-    // Relaxed: a count for keep-alive decisions and metrics.
-    shared.threads.workers.fetch_sub(1, Ordering::Relaxed);
-    // Release pairs with the Acquire in `Threads::wait_idle_exit`.
-    cx.thread.exited.store(true, Ordering::Release);
-    shared.threads.release();
-    shared.pool.thread_released(&shared);
+    drop(exit);
 }
 
 impl WorkerCx {

@@ -192,3 +192,31 @@ fn a_call_after_a_quiet_spell_is_retaken() {
         assert!(rt.metrics().retakes >= 1);
     });
 }
+
+/// While the monitor polls a stream of calls lazily (two slots, one idle:
+/// the retake rule would spare every call), a call whose slot has local
+/// work is still due at `retake_after`: `enter` says so and wakes the
+/// monitor. A then waits in its call for B, queued behind it on its slot.
+#[test]
+fn a_call_with_local_work_is_retaken_amid_a_lazy_stream() {
+    let _alone = alone();
+    watchdog(60, "eager call amid lazy stream", || {
+        let rt = Runtime::builder().worker_threads(2).build().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let ran = rt.block_on(async move {
+            spawn(async move {
+                for _ in 0..100_000 {
+                    blocking(common::getpid).await;
+                }
+                // B goes into this slot's LIFO slot; enter moves it to the
+                // ring, where it waits behind A's call.
+                let b = spawn(async move { tx.send(()).unwrap() });
+                let got = blocking(move || rx.recv_timeout(Duration::from_secs(20)).is_ok()).await;
+                got && b.await.is_ok()
+            })
+            .await
+            .unwrap()
+        });
+        assert!(ran, "B never ran while A waited for it in a blocking call");
+    });
+}
