@@ -177,6 +177,30 @@ impl<S: Conn> ConnBuf<S> {
         self.io.close().await
     }
 
+    /// Steps 2 and 3 of the loop in the module header, after a parse pass:
+    /// if `close`, flushes and closes the write side; otherwise writes any
+    /// pending output, then reads more if `want > 0` (a caller passes 0 when
+    /// it stopped at [`OUT_HIGH_WATER`] with requests still buffered).
+    /// Returns whether the connection goes on: `false` after a close, a
+    /// write or read error, or end of stream (errors end the connection,
+    /// they are not reported).
+    pub(crate) async fn write_then_fill(&mut self, close: bool, want: usize) -> bool {
+        if close {
+            let _ = self.close().await;
+            return false;
+        }
+        if !self.out.is_empty() && self.flush().await.is_err() {
+            return false;
+        }
+        if want > 0 {
+            match self.fill(want).await {
+                Ok(0) | Err(_) => return false,
+                Ok(_) => {}
+            }
+        }
+        true
+    }
+
     /// The underlying connection.
     pub fn get_mut(&mut self) -> &mut S {
         &mut self.io

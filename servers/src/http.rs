@@ -618,21 +618,10 @@ impl<R: Rt> Service for Http<R> {
                     break;
                 }
             }
-            // Step 2: write.
-            if close {
-                let _ = c.close().await;
+            // Step 2: write. Step 3: read, unless the loop stopped at the
+            // high-water mark with requests still buffered (want == 0).
+            if !c.write_then_fill(close, want).await {
                 return;
-            }
-            if !c.out.is_empty() && c.flush().await.is_err() {
-                return;
-            }
-            // Step 3: read, unless the loop stopped at the high-water mark
-            // with requests still buffered.
-            if want > 0 {
-                match c.fill(want).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(_) => {}
-                }
             }
         }
     }

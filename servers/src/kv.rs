@@ -728,18 +728,8 @@ impl<R: Rt> Service for Kv<R> {
                     return;
                 }
             }
-            if close {
-                let _ = c.close().await;
+            if !c.write_then_fill(close, want).await {
                 return;
-            }
-            if !c.out.is_empty() && c.flush().await.is_err() {
-                return;
-            }
-            if want > 0 {
-                match c.fill(want).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(_) => {}
-                }
             }
         }
     }

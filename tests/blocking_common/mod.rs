@@ -1,11 +1,15 @@
 //! Helpers shared by the blocking-bridge integration tests (issue 4).
 #![allow(dead_code)] // each test binary uses a different subset
 
+#[path = "../watchdog_core/mod.rs"]
+mod watchdog_core;
+use watchdog_core::run_with_deadline;
+
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -17,26 +21,8 @@ pub fn watchdog<T: Send + 'static>(
     what: &str,
     f: impl FnOnce() -> T + Send + 'static,
 ) -> T {
-    let (tx, rx) = mpsc::channel();
-    let thread = std::thread::Builder::new()
-        .name(format!("scenario: {what}"))
-        .spawn(move || {
-            let _ = tx.send(f());
-        })
-        .expect("spawn the scenario thread");
-    match rx.recv_timeout(Duration::from_secs(secs)) {
-        Ok(value) => {
-            let _ = thread.join();
-            value
-        }
-        Err(mpsc::RecvTimeoutError::Disconnected) => match thread.join() {
-            Err(payload) => std::panic::resume_unwind(payload),
-            Ok(()) => panic!("{what}: the scenario ended without a result"),
-        },
-        Err(mpsc::RecvTimeoutError::Timeout) => {
-            panic!("{what}: hung for more than {secs} s (watchdog)")
-        }
-    }
+    run_with_deadline(secs, what, format!("scenario: {what}"), f)
+        .unwrap_or_else(|| panic!("{what}: hung for more than {secs} s (watchdog)"))
 }
 
 /// Waits until `cond` holds, checking every millisecond; panics with `what`

@@ -12,10 +12,14 @@
 //! - [`scale`]: short sizes by default, long ones with `STRESS=long`.
 #![allow(dead_code)] // each test binary uses a different subset
 
+#[path = "../watchdog_core/mod.rs"]
+mod watchdog_core;
+use watchdog_core::run_with_deadline;
+
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Set (to the test's name) in the child process that runs a scenario.
@@ -270,23 +274,9 @@ pub fn watchdog<T: Send + 'static>(
     what: &str,
     f: impl FnOnce() -> T + Send + 'static,
 ) -> T {
-    let (tx, rx) = mpsc::channel();
-    let t = std::thread::Builder::new()
-        .name(format!("scenario {what}"))
-        .spawn(move || {
-            let _ = tx.send(f());
-        })
-        .expect("spawn the scenario thread");
-    match rx.recv_timeout(Duration::from_secs(secs)) {
-        Ok(v) => {
-            let _ = t.join();
-            v
-        }
-        Err(mpsc::RecvTimeoutError::Disconnected) => match t.join() {
-            Err(p) => std::panic::resume_unwind(p),
-            Ok(()) => panic!("{what}: scenario ended without a result"),
-        },
-        Err(mpsc::RecvTimeoutError::Timeout) => {
+    match run_with_deadline(secs, what, format!("scenario {what}"), f) {
+        Some(v) => v,
+        None => {
             eprintln!(
                 "WATCHDOG: {what} hung for more than {secs} s; metrics:\n{}",
                 dump_watched()

@@ -7,6 +7,7 @@
 //! and drops the wakers it holds. Reads and writes spend the cooperative
 //! budget (`coop`), so an always-ready socket cannot starve other tasks.
 mod async_fd;
+mod stream;
 pub mod tcp;
 mod udp;
 pub mod unix;

@@ -6,14 +6,12 @@
 //! the calling thread wait for DNS. Pass a `SocketAddr` (or an IP string) in
 //! latency-sensitive code; handoff's blocking crate provides an async
 //! `lookup_host`.
+use super::stream::{stream_io, wait_connected};
 use super::Async;
-use crate::state::{Cleared, Interest};
-use futures::io::{AsyncRead, AsyncWrite};
 use std::future::poll_fn;
-use std::io::{self, IoSlice, Read, Write};
+use std::io;
 use std::net::{self, Shutdown, SocketAddr, ToSocketAddrs};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -216,7 +214,7 @@ impl TcpStream {
     pub async fn connect<A: ToSocketAddrs>(addr: A) -> io::Result<TcpStream> {
         each_addr(addr, |a| async move {
             let s = TcpStream::from_mio(mio::net::TcpStream::connect(a)?)?;
-            wait_connected(&s.io, |s| s.take_error(), |s| s.peer_addr().map(|_| ())).await?;
+            wait_connected(&s.io).await?;
             Ok(s)
         })
         .await
@@ -354,114 +352,10 @@ impl TcpStream {
     }
 }
 
-/// Waits for a non-blocking `connect` to finish: writable, then `SO_ERROR`,
-/// then `getpeername` (a spurious writable edge leaves it `ENOTCONN`, and we
-/// wait again).
-pub(crate) async fn wait_connected<T: AsRawFd>(
-    io: &Async<T>,
-    take_error: impl Fn(&T) -> io::Result<Option<io::Error>>,
-    connected: impl Fn(&T) -> io::Result<()>,
-) -> io::Result<()> {
-    loop {
-        let ev = poll_fn(|cx| io.registration().poll_ready(cx, Interest::WRITE)).await?;
-        if let Some(e) = take_error(io.get_ref())? {
-            return Err(e);
-        }
-        match connected(io.get_ref()) {
-            Ok(()) => return Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::NotConnected => {
-                let _: Cleared = io.registration().clear(ev);
-            }
-            Err(e) => return Err(e),
-        }
-    }
-}
-
-pub(crate) fn read_ref<T>(io: &T, buf: &mut [u8]) -> io::Result<usize>
-where
-    for<'a> &'a T: Read,
-{
-    let mut r = io;
-    r.read(buf)
-}
-
-pub(crate) fn write_ref<T>(io: &T, buf: &[u8]) -> io::Result<usize>
-where
-    for<'a> &'a T: Write,
-{
-    let mut w = io;
-    w.write(buf)
-}
-
-pub(crate) fn write_vectored_ref<T>(io: &T, bufs: &[IoSlice<'_>]) -> io::Result<usize>
-where
-    for<'a> &'a T: Write,
-{
-    let mut w = io;
-    w.write_vectored(bufs)
-}
-
-/// Implements AsyncRead for a stream type whose field `io` derefs to an
-/// `Async<S>` with `&S: Read`.
-macro_rules! stream_read {
-    ($ty:ty) => {
-        impl AsyncRead for $ty {
-            fn poll_read(
-                self: Pin<&mut Self>,
-                cx: &mut Context<'_>,
-                buf: &mut [u8],
-            ) -> Poll<io::Result<usize>> {
-                self.io
-                    .poll_read_with(cx, |s| $crate::net::tcp::read_ref(s, buf))
-            }
-        }
-    };
-}
-pub(crate) use stream_read;
-
-/// Implements AsyncWrite for a stream type whose field `io` derefs to an
-/// `Async<S>` with `&S: Write` and a `shutdown(Shutdown)` method.
-macro_rules! stream_write {
-    ($ty:ty) => {
-        impl AsyncWrite for $ty {
-            fn poll_write(
-                self: Pin<&mut Self>,
-                cx: &mut Context<'_>,
-                buf: &[u8],
-            ) -> Poll<io::Result<usize>> {
-                self.io
-                    .poll_write_with(cx, |s| $crate::net::tcp::write_ref(s, buf))
-            }
-
-            fn poll_write_vectored(
-                self: Pin<&mut Self>,
-                cx: &mut Context<'_>,
-                bufs: &[IoSlice<'_>],
-            ) -> Poll<io::Result<usize>> {
-                self.io
-                    .poll_write_with(cx, |s| $crate::net::tcp::write_vectored_ref(s, bufs))
-            }
-
-            fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-                Poll::Ready(Ok(()))
-            }
-
-            /// Shuts down the write half (sends FIN).
-            fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-                match self.io.get_ref().shutdown(Shutdown::Write) {
-                    Err(e) if e.kind() != io::ErrorKind::NotConnected => Poll::Ready(Err(e)),
-                    _ => Poll::Ready(Ok(())),
-                }
-            }
-        }
-    };
-}
-pub(crate) use stream_write;
-
-stream_read!(TcpStream);
-stream_write!(TcpStream);
-stream_read!(OwnedReadHalf);
-stream_write!(OwnedWriteHalf);
+stream_io!(read TcpStream);
+stream_io!(write TcpStream);
+stream_io!(read OwnedReadHalf);
+stream_io!(write OwnedWriteHalf);
 
 impl AsRawFd for TcpStream {
     fn as_raw_fd(&self) -> RawFd {

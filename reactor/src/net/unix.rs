@@ -1,14 +1,12 @@
 //! Unix domain stream sockets: [`UnixListener`], [`UnixStream`] and halves.
-use super::tcp::{stream_read, stream_write, wait_connected};
+use super::stream::{stream_io, wait_connected};
 use super::Async;
-use futures::io::{AsyncRead, AsyncWrite};
 use std::future::poll_fn;
-use std::io::{self, IoSlice};
+use std::io;
 use std::net::Shutdown;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::net::{self, SocketAddr};
 use std::path::Path;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -188,7 +186,7 @@ impl UnixStream {
     /// ```
     pub async fn connect<P: AsRef<Path>>(path: P) -> io::Result<UnixStream> {
         let s = UnixStream::from_mio(mio::net::UnixStream::connect(path)?)?;
-        wait_connected(&s.io, |s| s.take_error(), |s| s.peer_addr().map(|_| ())).await?;
+        wait_connected(&s.io).await?;
         Ok(s)
     }
 
@@ -321,7 +319,7 @@ pub struct OwnedWriteHalf {
     io: Arc<Async<net::UnixStream>>,
 }
 
-stream_read!(UnixStream);
-stream_write!(UnixStream);
-stream_read!(OwnedReadHalf);
-stream_write!(OwnedWriteHalf);
+stream_io!(read UnixStream);
+stream_io!(write UnixStream);
+stream_io!(read OwnedReadHalf);
+stream_io!(write OwnedWriteHalf);
