@@ -23,6 +23,12 @@ pub(crate) struct WorkerCx {
     /// holds none (idle, or inside a blocking call, or after a slow exit).
     pub(crate) core: Cell<Option<Box<Core>>>,
     pub(crate) thread: Arc<ThreadCtl<Core>>,
+    /// Set while this thread, holding no core, blocks in the reactor: the
+    /// tasks its turn wakes are kept in `woken` (not pushed to the global
+    /// queue with a thread wake each) so the thread can run them itself on
+    /// an idle core afterwards (worker.rs, `park_idle`).
+    pub(crate) collecting: Cell<bool>,
+    pub(crate) woken: RefCell<Vec<crate::handle::Task>>,
 }
 
 thread_local! {

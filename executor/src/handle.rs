@@ -460,6 +460,10 @@ impl Shared {
                         w.core.set(Some(core));
                         None
                     }
+                    None if w.collecting.get() => {
+                        w.woken.borrow_mut().push(task);
+                        None
+                    }
                     None => Some(task),
                 }
             }
@@ -496,7 +500,7 @@ impl Shared {
         }
     }
 
-    fn schedule_remote(&self, task: Task, kind: Kind) {
+    pub(crate) fn schedule_remote(&self, task: Task, kind: Kind) {
         if kind == Kind::Spawn {
             Counters::bump(&self.counters.remote_spawns);
         }
