@@ -582,6 +582,25 @@ impl Shared {
         }
     }
 
+    /// A runtime thread (worker or pool) has ended: gives its place in the
+    /// `max_threads` budget back, then lets whoever waited for that place
+    /// have it. A core with work can be waiting on the idle list: at the cap,
+    /// `start_thread` parks it there, and a thread that *exits* (rather than
+    /// going idle) would never look at it again — with no thread left, the
+    /// runtime then stalls with work queued and an idle core. So start a
+    /// thread for it here, through the ordinary wake protocol; and let the
+    /// `spawn_blocking` pool start a thread for a queued job.
+    pub(crate) fn thread_exited(self: &Arc<Self>) {
+        self.threads.release();
+        // The stopper's re-check (idle.rs): pairs with the SeqCst fence a
+        // submitter runs after queueing work.
+        fence(Ordering::SeqCst);
+        if self.has_work() {
+            self.notify_parked();
+        }
+        self.pool.thread_released(self);
+    }
+
     /// Puts a core (status `Idle`) back on the idle list.
     pub(crate) fn park_core(&self, mut core: Box<Core>) {
         let was_searching = std::mem::replace(&mut core.is_searching, false);

@@ -132,9 +132,9 @@ where
 
 /// Gives a pool thread's place back — in the pool's count and in the
 /// `max_threads` budget — when the thread ends, also when it unwinds (a
-/// panicking `on_thread_start` or `on_thread_stop`); then starts another pool
-/// thread if jobs are still queued, so a job never waits for a thread that
-/// died.
+/// panicking `on_thread_start` or `on_thread_stop`); then the freed place
+/// goes to a waiting worker core or queued job (`Shared::thread_exited`), so
+/// nothing waits for a thread that died.
 struct PoolThreadExit {
     shared: Arc<Shared>,
 }
@@ -143,8 +143,7 @@ impl Drop for PoolThreadExit {
     fn drop(&mut self) {
         let shared = &self.shared;
         shared.pool.lock().threads -= 1;
-        shared.threads.release();
-        shared.pool.thread_released(shared);
+        shared.thread_exited();
     }
 }
 

@@ -185,8 +185,7 @@ impl Drop for ThreadExit {
         shared.threads.workers.fetch_sub(1, Ordering::Relaxed);
         // Release pairs with the Acquire in `Threads::wait_idle_exit`.
         self.thread.exited.store(true, Ordering::Release);
-        shared.threads.release();
-        shared.pool.thread_released(shared);
+        shared.thread_exited();
     }
 }
 

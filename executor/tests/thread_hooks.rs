@@ -14,6 +14,14 @@ use std::time::Duration;
 /// for good. One slot, a budget of two threads, a hook that panics on the
 /// first two threads (the one `build` starts and the one started for the
 /// task): the third thread runs the task, and the budget counts only it.
+///
+/// It also pins a lost wake-up at the cap: when the second dying thread
+/// handed its core on while the first still held its place, `start_thread`
+/// could not spawn and parked the core (with the task queued) on the idle
+/// list; the first thread's exit then freed the place without anyone taking
+/// it, and the runtime sat with work, an idle core and no thread (hung in
+/// ~1 run of 4 under CPU load until `Shared::thread_exited` re-ran the wake
+/// protocol).
 #[test]
 fn a_panicking_on_thread_start_gives_its_thread_budget_back() {
     watchdog(30, "panicking start hook", || {
