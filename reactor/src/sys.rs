@@ -21,7 +21,8 @@ use std::time::Duration;
 #[doc(hidden)]
 macro_rules! syscall {
     ($fn:ident ( $($arg:expr),* $(,)? )) => {{
-        #[allow(clippy::undocumented_unsafe_blocks)]
+        // SAFETY: the macro's caller argues the call's preconditions in a
+        // `// SAFETY:` comment above the `syscall!` call (every use does).
         let res = unsafe { ::libc::$fn($($arg),*) };
         if res == -1 {
             Err(::std::io::Error::last_os_error())

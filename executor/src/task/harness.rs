@@ -289,21 +289,20 @@ impl<F: Future, S: Schedule> Harness<F, S> {
     }
 
     fn store_output(&self, output: Result<F::Output, JoinError>) {
-        // SAFETY: the caller holds RUNNING and the stage is `Consumed` (no
-        // drop of user code happens here).
-        self.core()
-            .stage
-            .with_mut(|ptr| unsafe { ptr.write(Stage::Finished(output)) });
+        self.core().stage.with_mut(|ptr| {
+            // SAFETY: the caller holds RUNNING and the stage is `Consumed` (no
+            // drop of user code happens here).
+            unsafe { ptr.write(Stage::Finished(output)) }
+        });
     }
 
     /// Takes the output for the `JoinHandle`.
     fn take_output(&self) -> Result<F::Output, JoinError> {
-        // SAFETY: the task is COMPLETE and JOIN_INTEREST is the caller's: the
-        // output is the JoinHandle's alone.
-        let stage = self
-            .core()
-            .stage
-            .with_mut(|ptr| unsafe { mem::replace(&mut *ptr, Stage::Consumed) });
+        let stage = self.core().stage.with_mut(|ptr| {
+            // SAFETY: the task is COMPLETE and JOIN_INTEREST is the caller's: the
+            // output is the JoinHandle's alone.
+            unsafe { mem::replace(&mut *ptr, Stage::Consumed) }
+        });
         match stage {
             Stage::Finished(output) => output,
             _ => panic!(
@@ -378,11 +377,11 @@ impl<F: Future, S: Schedule> Harness<F, S> {
             return true;
         }
         let registered = if snapshot.is_join_waker_set() {
-            // SAFETY: JOIN_WAKER is set: the field is only read, by us or the completer.
-            let same = self
-                .trailer()
-                .waker
-                .with(|ptr| unsafe { (*ptr).as_ref() }.is_some_and(|w| w.will_wake(waker)));
+            let same = self.trailer().waker.with(|ptr| {
+                // SAFETY: JOIN_WAKER is set: the field is only read, by us or the completer.
+                let current = unsafe { (*ptr).as_ref() };
+                current.is_some_and(|w| w.will_wake(waker))
+            });
             if same {
                 return false;
             }
@@ -409,11 +408,10 @@ impl<F: Future, S: Schedule> Harness<F, S> {
         &self,
         waker: Waker,
     ) -> Result<super::state::Snapshot, super::state::Snapshot> {
-        // SAFETY: JOIN_WAKER is clear and JOIN_INTEREST is ours: exclusive access.
-        let old = self
-            .trailer()
-            .waker
-            .with_mut(|ptr| unsafe { (*ptr).replace(waker) });
+        let old = self.trailer().waker.with_mut(|ptr| {
+            // SAFETY: JOIN_WAKER is clear and JOIN_INTEREST is ours: exclusive access.
+            unsafe { (*ptr).replace(waker) }
+        });
         drop_waker(old);
         let res = self.header().state.set_join_waker();
         if res.is_err() {
@@ -424,12 +422,11 @@ impl<F: Future, S: Schedule> Harness<F, S> {
     }
 
     fn take_and_drop_waker(&self) {
-        // SAFETY: the caller owns the field (JOIN_WAKER clear and either
-        // JOIN_INTEREST is the caller's or the JoinHandle is gone).
-        let old = self
-            .trailer()
-            .waker
-            .with_mut(|ptr| unsafe { (*ptr).take() });
+        let old = self.trailer().waker.with_mut(|ptr| {
+            // SAFETY: the caller owns the field (JOIN_WAKER clear and either
+            // JOIN_INTEREST is the caller's or the JoinHandle is gone).
+            unsafe { (*ptr).take() }
+        });
         drop_waker(old);
     }
 
