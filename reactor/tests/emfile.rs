@@ -9,29 +9,13 @@ mod common;
 use handoff_reactor::block_on;
 use handoff_reactor::net::TcpListener;
 use std::io;
-use std::process::Command;
 
 const CHILD_ENV: &str = "HANDOFF_EMFILE_CHILD";
 
 #[test]
 fn emfile_on_accept_is_returned_and_listener_recovers() {
     let _w = common::watchdog("emfile", 60);
-    let exe = std::env::current_exe().unwrap();
-    let out = Command::new(exe)
-        .args(["--exact", "emfile_child", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, "1")
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "child failed:\n{text}");
-    assert!(
-        text.contains("emfile child: ok"),
-        "the child did not run the check:\n{text}"
-    );
+    common::run_child("emfile_child", CHILD_ENV, "emfile child: ok");
 }
 
 #[test]

@@ -4,7 +4,6 @@ mod common;
 
 use handoff_reactor::block_on;
 use handoff_reactor::signal::{ctrl_c, unix};
-use std::process::Command;
 use std::task::Context;
 use std::time::Duration;
 
@@ -13,26 +12,7 @@ const CHILD_ENV: &str = "HANDOFF_SIGNAL_CHILD";
 #[test]
 fn ctrl_c_is_delivered_and_does_not_kill_the_process() {
     let _w = common::watchdog("ctrl_c", 60);
-    let exe = std::env::current_exe().unwrap();
-    let out = Command::new(exe)
-        .args(["--exact", "ctrl_c_child", "--nocapture"])
-        .env(CHILD_ENV, "1")
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success(),
-        "child failed (status {:?}):\n{text}",
-        out.status
-    );
-    assert!(
-        text.contains("ctrl_c child: ok"),
-        "the child did not run the check:\n{text}"
-    );
+    common::run_child("ctrl_c_child", CHILD_ENV, "ctrl_c child: ok");
 }
 
 #[test]

@@ -74,3 +74,32 @@ pub fn raise_nofile(want: u64) {
         unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &r) };
     }
 }
+
+/// Re-executes this test binary to run only the test `child` (which checks
+/// `env` and does nothing without it), waits for it, and asserts that it
+/// succeeded and printed `marker` (so a child that silently ran nothing
+/// fails). Returns what it printed. For checks that would disturb the other
+/// tests of this process (rlimits, signals).
+pub fn run_child(child: &str, env: &str, marker: &str) -> String {
+    let exe = std::env::current_exe().unwrap();
+    let out = std::process::Command::new(exe)
+        .args(["--exact", child, "--nocapture", "--test-threads=1"])
+        .env(env, "1")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "child failed (status {:?}):\n{text}",
+        out.status
+    );
+    assert!(
+        text.contains(marker),
+        "the child did not run the check:\n{text}"
+    );
+    text
+}
