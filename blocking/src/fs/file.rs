@@ -1,9 +1,13 @@
 //! [`File`]: an open file whose every call is a handoff system call.
 //!
-//! The inherent `async fn`s are one [`blocking`](crate::blocking) call each,
-//! borrowing the caller's buffer for the call. The `futures::io` traits
-//! (`AsyncRead`, `AsyncWrite`, `AsyncSeek`) run the same call inline through
-//! the bridge *inside* `poll_*`, so they too are zero-copy — with one wrinkle:
+//! The inherent methods are one [`blocking`](crate::blocking) call each,
+//! borrowing the caller's buffer for the call, and learn at the caller's
+//! line (`#[track_caller]` functions returning `impl Future`; see "Call
+//! sites" in `fs`). The `futures::io` traits (`AsyncRead`, `AsyncWrite`,
+//! `AsyncSeek`) run the same call inline through the bridge *inside*
+//! `poll_*`, so they too are zero-copy; a `poll_*` cannot see its caller, so
+//! each of `poll_read`, `poll_write` and `poll_seek` is one learning site of
+//! its own. One wrinkle:
 //!
 //! # The slow exit inside `poll_*`
 //!
@@ -1119,7 +1123,29 @@ mod tests {
         let mut buf = [0u8; 4];
         assert_send(&file.read(&mut buf));
         assert_send(&file.read_at(&mut buf, 0));
+        assert_send(&file.pread(&mut buf, 0));
+        assert_send(&file.read_to_end(&mut Vec::new()));
+        assert_send(&file.write(b"x"));
+        assert_send(&file.write_all(b"x"));
+        assert_send(&file.write_at(b"x", 0));
+        assert_send(&file.seek(SeekFrom::Start(0)));
+        assert_send(&file.sync_all());
+        assert_send(&file.metadata());
+        assert_send(&File::open("/proc/self/status"));
+        assert_send(&File::create(String::from("/nonexistent/x")));
+        assert_send(&OpenOptions::new().open("/proc/self/status"));
+        assert_send(&file.into_std());
         assert_send(&crate::fs::read("/proc/self/status"));
+        assert_send(&crate::fs::read(std::path::PathBuf::from(
+            "/proc/self/status",
+        )));
+        assert_send(&crate::fs::write("/nonexistent/x", vec![1u8]));
+        assert_send(&crate::fs::read_dir("/proc/self"));
+        let mut dir = std::fs::read_dir("/proc/self").map(|inner| crate::fs::ReadDir { inner });
+        if let Ok(dir) = dir.as_mut() {
+            assert_send(&dir.next_entry());
+        }
         assert_send(&crate::lookup_host("localhost:1"));
+        assert_send(&crate::lookup_host(("localhost", 1)));
     }
 }

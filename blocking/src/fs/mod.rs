@@ -17,9 +17,45 @@
 //! Outside a runtime worker (a plain thread, `futures::executor::block_on`)
 //! the calls simply run inline, so the examples below run anywhere.
 //!
+//! # Call sites
+//!
+//! `blocking` learns per call site which calls block (`crate::learn`): a
+//! site whose calls keep being retaken hands its slot off at entry. For the
+//! functions here the site is the *caller's* line: `fs::read(cold)` in one
+//! place and `fs::read(hot)` in another learn apart, so a slow disk read
+//! does not turn every cached read of the program into a hand-off (a thread
+//! wake per call instead of ~200 ns).
+//!
+//! 1. Each function is a `#[track_caller] fn ... -> impl Future`, not an
+//!    `async fn` (which cannot be `#[track_caller]`): its synchronous part
+//!    takes `Location::caller()`, the user's line, before building the
+//!    future.
+//! 2. The future makes its call with `call::blocking_at(site, f)`, which is
+//!    `blocking(f)` learning at `site`.
+//! 3. A function that makes more than one call (`File::into_std`,
+//!    `File::read_to_end` settling what a `futures::io` call parked) uses
+//!    the caller's site for its call; [`ReadDir::next_entry`] learns at the
+//!    line that calls `next_entry`, not at the `read_dir` line.
+//! 4. The `futures::io` traits of [`File`] are polled through combinators
+//!    (`read_exact`, `copy`, ...) that hide the caller: each operation kind
+//!    has its own fixed site, one for every `poll_read`, one for every
+//!    `poll_write`, one for every `poll_seek` (`poll_flush` and `poll_close`
+//!    make no call; there is no user-space buffer).
+//!
+//! What callers see: the signatures read `fn read(path) -> impl Future<...>`
+//! in rustdoc instead of `async fn read(path) -> ...`; the `.await`s,
+//! arguments, outputs and `Send`-ness are those of the `async fn`s they
+//! replace. Methods that borrow (`File::read(&mut self, &mut [u8])`) return a
+//! future bound by one lifetime `'a` shared by their borrows (edition 2021's
+//! `impl Trait` captures no lifetime implicitly; `+ use<..>` needs Rust 1.82,
+//! above the workspace's `rust-version`).
+//!
 //! Rejected: `io_uring` (a different project: completion-based buffers
 //! cannot be borrowed from a cancellable future) and a pool thread per call
-//! (that is what `spawn_blocking` is for).
+//! (that is what `spawn_blocking` is for). For call sites: a hand-written
+//! future type per function (as many types as functions, for no gain over
+//! an `async` block behind `impl Future`), and a site argument the user
+//! passes (noise at every call for what the compiler knows).
 use std::future::Future;
 use std::io;
 use std::panic::Location;
