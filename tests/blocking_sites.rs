@@ -200,8 +200,8 @@ struct FsRead {
 }
 
 impl Sites for FsRead {
-    fn slow(&mut self) -> impl Future<Output = ()> + Send + '_ {
-        async move { assert_eq!(fs::read(&self.fifo).await.unwrap(), b"cold") }
+    async fn slow(&mut self) {
+        assert_eq!(fs::read(&self.fifo).await.unwrap(), b"cold")
     }
 
     fn feed(&self) -> Box<dyn FnOnce() + Send> {
@@ -214,8 +214,8 @@ impl Sites for FsRead {
         })
     }
 
-    fn fast(&mut self) -> impl Future<Output = ()> + Send + '_ {
-        async move { assert_eq!(fs::read(&self.hot).await.unwrap(), b"hot") }
+    async fn fast(&mut self) {
+        assert_eq!(fs::read(&self.hot).await.unwrap(), b"hot")
     }
 }
 
@@ -244,11 +244,9 @@ struct FileRead {
 }
 
 impl Sites for FileRead {
-    fn slow(&mut self) -> impl Future<Output = ()> + Send + '_ {
-        async move {
-            let mut buf = [0u8; 8];
-            assert_eq!(self.pipe.read(&mut buf).await.unwrap(), 1);
-        }
+    async fn slow(&mut self) {
+        let mut buf = [0u8; 8];
+        assert_eq!(self.pipe.read(&mut buf).await.unwrap(), 1);
     }
 
     fn feed(&self) -> Box<dyn FnOnce() + Send> {
@@ -256,12 +254,10 @@ impl Sites for FileRead {
         Box::new(move || (&*writer).write_all(b"x").unwrap())
     }
 
-    fn fast(&mut self) -> impl Future<Output = ()> + Send + '_ {
-        async move {
-            let mut buf = [1u8; 8];
-            assert_eq!(self.zero.read(&mut buf).await.unwrap(), 8);
-            assert_eq!(buf, [0; 8]);
-        }
+    async fn fast(&mut self) {
+        let mut buf = [1u8; 8];
+        assert_eq!(self.zero.read(&mut buf).await.unwrap(), 8);
+        assert_eq!(buf, [0; 8]);
     }
 }
 
@@ -288,12 +284,10 @@ struct PollReadWrite {
 }
 
 impl Sites for PollReadWrite {
-    fn slow(&mut self) -> impl Future<Output = ()> + Send + '_ {
-        async move {
-            let mut buf = [0u8; 8];
-            let n = AsyncReadExt::read(&mut self.pipe, &mut buf).await.unwrap();
-            assert_eq!(n, 1);
-        }
+    async fn slow(&mut self) {
+        let mut buf = [0u8; 8];
+        let n = AsyncReadExt::read(&mut self.pipe, &mut buf).await.unwrap();
+        assert_eq!(n, 1);
     }
 
     fn feed(&self) -> Box<dyn FnOnce() + Send> {
@@ -301,11 +295,9 @@ impl Sites for PollReadWrite {
         Box::new(move || (&*writer).write_all(b"x").unwrap())
     }
 
-    fn fast(&mut self) -> impl Future<Output = ()> + Send + '_ {
-        async move {
-            let n = AsyncWriteExt::write(&mut self.null, b"fast").await.unwrap();
-            assert_eq!(n, 4);
-        }
+    async fn fast(&mut self) {
+        let n = AsyncWriteExt::write(&mut self.null, b"fast").await.unwrap();
+        assert_eq!(n, 4);
     }
 }
 
