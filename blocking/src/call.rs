@@ -258,7 +258,9 @@ impl<F, R> Drop for Blocking<F, R> {
 /// calls keep outlasting `retake_after` is entered like [`blocking_long`]
 /// (the slot is handed off at entry, so the tasks behind it do not wait for
 /// the monitor), and is measured again every few calls, so a site that stops
-/// blocking goes back to the inline fast path. See
+/// blocking goes back to the inline fast path. The [`fs`](crate::fs)
+/// functions and [`lookup_host`](crate::lookup_host) learn at *their*
+/// caller's line in the same way. See
 /// [`set_call_site_learning`](crate::set_call_site_learning).
 ///
 /// # Panics

@@ -7,6 +7,11 @@
 //! the worker; a slow lookup (a network round trip) has its slot retaken by the
 //! monitor after `retake_after`, so other tasks keep running meanwhile.
 //! Literal addresses ("127.0.0.1:80") never reach `getaddrinfo`: std parses them.
+//!
+//! [`lookup_host`] is a `#[track_caller]` function returning `impl Future`
+//! rather than an `async fn` (which cannot be `#[track_caller]`), so each line
+//! that calls it is a learning site of its own (`crate::learn`): lookups of a
+//! name in /etc/hosts on one line do not learn from network lookups on another.
 use std::future::Future;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};

@@ -24,7 +24,7 @@
 //! functions here the site is the *caller's* line: `fs::read(cold)` in one
 //! place and `fs::read(hot)` in another learn apart, so a slow disk read
 //! does not turn every cached read of the program into a hand-off (a thread
-//! wake per call instead of ~200 ns).
+//! wake per call instead of the fast exit's one CAS).
 //!
 //! 1. Each function is a `#[track_caller] fn ... -> impl Future`, not an
 //!    `async fn` (which cannot be `#[track_caller]`): its synchronous part
