@@ -36,15 +36,17 @@
 //!
 //! # Responses
 //!
-//! Always `HTTP/1.1` with `Content-Length`; `Connection: close` when the
+//! Always `HTTP/1.1` with `Content-Length` and `Date` (RFC 9110 §6.6.1: an
+//! origin server with a clock must send it); `Connection: close` when the
 //! connection is about to close, `Connection: keep-alive` to an HTTP/1.0
 //! client that asked for it. Responses to pipelined requests are appended to
 //! one buffer and written together (see [`crate::buf`]).
 //!
-//! Rejected: chunked responses (every body here has a known length) and a
-//! `Date` header (optional for a server without a reliable clock in RFC
-//! 9110 terms, and formatting it per response costs more than the hello
-//! route itself).
+//! The `Date` value changes once a second, so each thread keeps the last
+//! one it formatted ([`http_date`] does the formatting): a response pays a
+//! clock read (vDSO) and a compare, not a format.
+//!
+//! Rejected: chunked responses (every body here has a known length).
 use std::fmt::Write as _;
 use std::io;
 use std::path::{Component, Path, PathBuf};
@@ -347,11 +349,16 @@ pub fn respond(
     keep_alive: bool,
     minor: u8,
 ) {
-    let mut head = String::with_capacity(128);
+    let mut head = String::with_capacity(160);
     let _ = write!(
         head,
-        "HTTP/1.1 {status} {}\r\nServer: handoff\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n",
-        reason(status),
+        "HTTP/1.1 {status} {}\r\nServer: handoff\r\nDate: ",
+        reason(status)
+    );
+    with_current_date(|d| head.push_str(d));
+    let _ = write!(
+        head,
+        "\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n",
         body.len()
     );
     if status == 405 {
@@ -367,6 +374,71 @@ pub fn respond(
     if !head_only {
         out.extend_from_slice(body);
     }
+}
+
+/// Calls `f` with the current `Date` value, formatted at most once a
+/// second per thread.
+fn with_current_date<R>(f: impl FnOnce(&str) -> R) -> R {
+    use std::cell::RefCell;
+    thread_local! {
+        static CACHE: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+    }
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.0 != secs {
+            *c = (secs, http_date(secs));
+        }
+        f(&c.1)
+    })
+}
+
+/// The IMF-fixdate of RFC 9110 (`Sun, 06 Nov 1994 08:49:37 GMT`) for
+/// `secs` seconds after the Unix epoch.
+///
+/// # Example
+///
+/// ```
+/// assert_eq!(handoff_servers::http::http_date(784_111_777), "Sun, 06 Nov 1994 08:49:37 GMT");
+/// ```
+pub fn http_date(secs: u64) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    let (year, month, day) = civil_from_days(days);
+    format!(
+        "{}, {:02} {} {} {:02}:{:02}:{:02} GMT",
+        DAYS[(days % 7) as usize],
+        day,
+        MONTHS[(month - 1) as usize],
+        year,
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+/// (year, month 1-12, day 1-31) of the day `days` after 1970-01-01, in the
+/// proleptic Gregorian calendar. Counts from 0000-03-01 so that the leap
+/// day ends a year: a 400-year era is 146 097 days, and inside it a year of
+/// the shifted calendar starts in March.
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    // 719 468 days from 0000-03-01 to 1970-01-01.
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097; // day of era, 0..146 096
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365; // 0..399
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // day of the March year
+    let mp = (5 * doy + 2) / 153; // month from March, 0..11
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    (year, month, day)
 }
 
 /// What a request asks for, decided before any await so the request's
@@ -633,6 +705,57 @@ mod tests {
     use crate::duplex::pipe;
     use crate::rt::Threads;
     use futures::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[test]
+    fn http_dates() {
+        assert_eq!(http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(http_date(784_111_777), "Sun, 06 Nov 1994 08:49:37 GMT");
+        assert_eq!(http_date(951_782_400), "Tue, 29 Feb 2000 00:00:00 GMT");
+        assert_eq!(http_date(4_102_444_799), "Thu, 31 Dec 2099 23:59:59 GMT");
+    }
+
+    /// Every day of 400 years (a whole Gregorian cycle) follows the one
+    /// before: the next day of the month, or the 1st after the month's last.
+    #[test]
+    fn civil_days_follow_each_other() {
+        // Divisible by 4 but not 100, or by 400 (a match, not
+        // `is_multiple_of`, which is newer than the workspace's 1.80).
+        let leap = |y: u64| matches!((y % 4, y % 100, y % 400), (0, 1.., _) | (_, _, 0));
+        let len = |y: u64, m: u64| match m {
+            2 if leap(y) => 29,
+            2 => 28,
+            4 | 6 | 9 | 11 => 30,
+            _ => 31,
+        };
+        let mut prev = civil_from_days(0);
+        assert_eq!(prev, (1970, 1, 1));
+        for d in 1..146_097 {
+            let (y, m, day) = civil_from_days(d);
+            let (py, pm, pd) = prev;
+            let expected = if pd < len(py, pm) {
+                (py, pm, pd + 1)
+            } else if pm < 12 {
+                (py, pm + 1, 1)
+            } else {
+                (py + 1, 1, 1)
+            };
+            assert_eq!((y, m, day), expected, "day {d}");
+            prev = (y, m, day);
+        }
+    }
+
+    #[test]
+    fn responses_carry_a_date() {
+        let mut out = Vec::new();
+        respond(&mut out, 200, "text/plain", b"hi", false, true, 1);
+        let text = String::from_utf8(out).unwrap();
+        let date = text
+            .lines()
+            .find_map(|l| l.strip_prefix("Date: "))
+            .expect("a Date header");
+        assert_eq!(date.len(), 29, "{date}");
+        assert!(date.ends_with(" GMT"), "{date}");
+    }
 
     fn p(b: &[u8]) -> Parse<'_> {
         parse(b, &mut Scan::default())
