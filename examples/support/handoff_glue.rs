@@ -40,8 +40,23 @@ impl Rt for HandoffRt {
         handoff::time::sleep(d)
     }
 
-    fn read_file(&self, path: PathBuf) -> impl Future<Output = io::Result<Vec<u8>>> + Send {
-        handoff::fs::read(path)
+    // Own `blocking` lines, so that opening and reading files learn apart
+    // from each other and from the `/block` route (call-site learning).
+    fn open_file(
+        &self,
+        path: PathBuf,
+        first: usize,
+    ) -> impl Future<Output = io::Result<handoff_servers::rt::OpenedFile>> + Send {
+        handoff::blocking(move || handoff_servers::rt::OpenedFile::open(&path, first))
+    }
+
+    fn read_file_at(
+        &self,
+        file: std::sync::Arc<std::fs::File>,
+        offset: u64,
+        max: usize,
+    ) -> impl Future<Output = io::Result<Vec<u8>>> + Send {
+        handoff::blocking(move || handoff_servers::rt::read_at(&file, offset, max))
     }
 }
 

@@ -5,8 +5,10 @@
 //! - `GET /block?us=N` makes a real blocking system call (`nanosleep`) of
 //!   `N` microseconds through [`Rt::blocking`], then answers. This is the
 //!   route that shows what a runtime does with a worker stuck in the kernel.
-//! - `GET /file/<name>` (or every path, for the static file server) reads a
-//!   file through [`Rt::read_file`].
+//! - `GET /file/<name>` (or every path, for the static file server) serves
+//!   a file through [`Rt::open_file`] and [`Rt::read_file_at`], streamed in
+//!   chunks of [`FILE_CHUNK`] (see `Http::send_file`): memory per
+//!   connection stays bounded whatever the file's size.
 //!
 //! `HEAD` is answered like `GET` without the body; every other method gets
 //! `405` with `Allow: GET, HEAD`.
@@ -349,6 +351,22 @@ pub fn respond(
     keep_alive: bool,
     minor: u8,
 ) {
+    respond_head(out, status, content_type, body.len() as u64, keep_alive, minor);
+    if !head_only {
+        out.extend_from_slice(body);
+    }
+}
+
+/// Appends a response's status line and headers (the body, of
+/// `content_length` bytes, follows separately).
+fn respond_head(
+    out: &mut Vec<u8>,
+    status: u16,
+    content_type: &str,
+    content_length: u64,
+    keep_alive: bool,
+    minor: u8,
+) {
     let mut head = String::with_capacity(160);
     let _ = write!(
         head,
@@ -358,8 +376,7 @@ pub fn respond(
     with_current_date(|d| head.push_str(d));
     let _ = write!(
         head,
-        "\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n",
-        body.len()
+        "\r\nContent-Type: {content_type}\r\nContent-Length: {content_length}\r\n"
     );
     if status == 405 {
         head.push_str("Allow: GET, HEAD\r\n");
@@ -371,9 +388,6 @@ pub fn respond(
     }
     head.push_str("\r\n");
     out.extend_from_slice(head.as_bytes());
-    if !head_only {
-        out.extend_from_slice(body);
-    }
 }
 
 /// Calls `f` with the current `Date` value, formatted at most once a
@@ -440,6 +454,10 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
     let year = yoe + era * 400 + u64::from(month <= 2);
     (year, month, day)
 }
+
+/// Files are read this much at a time (and a file this small in the same
+/// blocking call that opens it). One chunk matches [`OUT_HIGH_WATER`].
+pub const FILE_CHUNK: usize = 64 * 1024;
 
 /// What a request asks for, decided before any await so the request's
 /// borrow of the input buffer ends.
@@ -601,7 +619,19 @@ impl<R: Rt> Http<R> {
         Action::Status(404, "not found\n")
     }
 
-    async fn act(&self, action: Action, out: &mut Vec<u8>, head: bool, keep: bool, minor: u8) {
+    /// Appends the response to `action` to `c.out`, flushing on the way for
+    /// a file larger than [`FILE_CHUNK`]. Returns whether the connection
+    /// can go on: `false` when a write failed or a file could not deliver
+    /// the length its headers promised (the connection must then close).
+    async fn act<S: Conn>(
+        &self,
+        action: Action,
+        c: &mut ConnBuf<S>,
+        head: bool,
+        keep: bool,
+        minor: u8,
+    ) -> bool {
+        let out = &mut c.out;
         match action {
             Action::Hello => respond(
                 out,
@@ -619,24 +649,70 @@ impl<R: Rt> Http<R> {
                 let body = format!("slept {us} us\n");
                 respond(out, 200, "text/plain", body.as_bytes(), head, keep, minor)
             }
-            Action::File(path) => match self.rt.read_file(path.clone()).await {
-                Ok(data) => respond(out, 200, content_type(&path), &data, head, keep, minor),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    respond(out, 404, "text/plain", b"not found\n", head, keep, minor)
-                }
-                // A directory (EISDIR) or no permission.
-                Err(e) if e.raw_os_error() == Some(libc::EISDIR) => {
-                    respond(out, 404, "text/plain", b"not found\n", head, keep, minor)
-                }
-                Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
-                    respond(out, 403, "text/plain", b"forbidden\n", head, keep, minor)
-                }
-                Err(_) => respond(out, 500, "text/plain", b"read failed\n", head, keep, minor),
-            },
+            Action::File(path) => {
+                let first = if head { 0 } else { FILE_CHUNK };
+                return match self.rt.open_file(path.clone(), first).await {
+                    Ok(f) => self.send_file(c, f, content_type(&path), head, keep, minor).await,
+                    Err(e) => {
+                        let (code, body): (u16, &[u8]) = match e {
+                            e if e.kind() == io::ErrorKind::NotFound => (404, b"not found\n"),
+                            // A directory (EISDIR).
+                            e if e.raw_os_error() == Some(libc::EISDIR) => (404, b"not found\n"),
+                            e if e.kind() == io::ErrorKind::PermissionDenied => {
+                                (403, b"forbidden\n")
+                            }
+                            _ => (500, b"read failed\n"),
+                        };
+                        respond(&mut c.out, code, "text/plain", body, head, keep, minor);
+                        true
+                    }
+                };
+            }
             Action::Status(code, body) => {
                 respond(out, code, "text/plain", body.as_bytes(), head, keep, minor)
             }
         }
+        true
+    }
+
+    /// Streams an opened file: headers and its first chunk, then one chunk
+    /// at a time, writing whenever the output reaches [`OUT_HIGH_WATER`].
+    /// A connection serving a large file so holds at most about
+    /// `OUT_HIGH_WATER + FILE_CHUNK` bytes of it, and a client that stops
+    /// reading stops the reads of the file too.
+    async fn send_file<S: Conn>(
+        &self,
+        c: &mut ConnBuf<S>,
+        f: crate::rt::OpenedFile,
+        content_type: &str,
+        head: bool,
+        keep: bool,
+        minor: u8,
+    ) -> bool {
+        respond_head(&mut c.out, 200, content_type, f.len, keep, minor);
+        if head {
+            return true;
+        }
+        c.out.extend_from_slice(&f.head);
+        let mut sent = f.head.len() as u64;
+        while sent < f.len {
+            if c.out.len() >= OUT_HIGH_WATER && c.flush().await.is_err() {
+                return false;
+            }
+            let want = FILE_CHUNK.min(usize::try_from(f.len - sent).unwrap_or(FILE_CHUNK));
+            match self.rt.read_file_at(f.file.clone(), sent, want).await {
+                Ok(chunk) if !chunk.is_empty() => {
+                    sent += chunk.len() as u64;
+                    c.out.extend_from_slice(&chunk);
+                }
+                // The file shrank or a read failed after the headers went
+                // out: the promised length cannot be kept, so the response
+                // ends short and the connection closes (the client sees the
+                // truncation instead of a corrupt next response).
+                _ => return false,
+            }
+        }
+        true
     }
 }
 
@@ -684,7 +760,10 @@ impl<R: Rt> Service for Http<R> {
                 c.consume(len);
                 c.touch();
                 scan = Scan::default();
-                self.act(action, &mut c.out, head, keep, minor).await;
+                if !self.act(action, &mut c, head, keep, minor).await {
+                    close = true;
+                    break;
+                }
                 if !keep {
                     close = true;
                     break;

@@ -98,14 +98,98 @@ pub trait Rt: Clone + Send + Sync + 'static {
     /// Completes after `d`.
     fn sleep(&self, d: Duration) -> impl Future<Output = ()> + Send;
 
-    /// Reads a whole file. The default runs `std::fs::read` through
-    /// [`Rt::blocking`]; handoff overrides it with `handoff::fs`.
-    fn read_file(
+    /// Opens a file to serve and reads up to `first` bytes from its start,
+    /// in one blocking call (a small file needs no other). The default runs
+    /// [`OpenedFile::open`] through [`Rt::blocking`].
+    fn open_file(
         &self,
         path: std::path::PathBuf,
-    ) -> impl Future<Output = io::Result<Vec<u8>>> + Send {
-        self.blocking(move || std::fs::read(path))
+        first: usize,
+    ) -> impl Future<Output = io::Result<OpenedFile>> + Send {
+        self.blocking(move || OpenedFile::open(&path, first))
     }
+
+    /// Reads up to `max` bytes of `file` at `offset` (fewer only at the end
+    /// of the file). The default runs [`read_at`] through [`Rt::blocking`].
+    fn read_file_at(
+        &self,
+        file: Arc<std::fs::File>,
+        offset: u64,
+        max: usize,
+    ) -> impl Future<Output = io::Result<Vec<u8>>> + Send {
+        self.blocking(move || read_at(&file, offset, max))
+    }
+}
+
+/// A file opened to be served: the file, its length when opened, and its
+/// first bytes.
+///
+/// # Example
+///
+/// ```
+/// let path = std::env::temp_dir().join(format!("handoff-opened-{}", std::process::id()));
+/// std::fs::write(&path, b"hello world").unwrap();
+/// let f = handoff_servers::rt::OpenedFile::open(&path, 5).unwrap();
+/// assert_eq!((f.len, &f.head[..]), (11, &b"hello"[..]));
+/// assert_eq!(handoff_servers::rt::read_at(&f.file, 6, 100).unwrap(), b"world");
+/// std::fs::remove_file(&path).unwrap();
+/// ```
+#[derive(Debug)]
+pub struct OpenedFile {
+    /// The open file, shared with the blocking calls that read it.
+    pub file: Arc<std::fs::File>,
+    /// Its length when it was opened: what `Content-Length` promises.
+    pub len: u64,
+    /// Its first `min(len, first)` bytes.
+    pub head: Vec<u8>,
+}
+
+impl OpenedFile {
+    /// Opens `path` and reads its first `first` bytes (blocking).
+    ///
+    /// # Errors
+    ///
+    /// As `open`, `fstat` and `pread`; a directory is `EISDIR`.
+    pub fn open(path: &std::path::Path, first: usize) -> io::Result<OpenedFile> {
+        let file = std::fs::File::open(path)?;
+        let meta = file.metadata()?;
+        if meta.is_dir() {
+            return Err(io::Error::from_raw_os_error(libc::EISDIR));
+        }
+        let len = meta.len();
+        let head = read_at(&file, 0, first.min(usize::try_from(len).unwrap_or(usize::MAX)))?;
+        Ok(OpenedFile {
+            file: Arc::new(file),
+            len,
+            head,
+        })
+    }
+}
+
+/// Reads up to `max` bytes of `file` at `offset` with `pread` (blocking),
+/// retrying short reads until `max` bytes or the end of the file.
+///
+/// # Errors
+///
+/// As `pread`.
+///
+/// # Example
+///
+/// See [`OpenedFile`].
+pub fn read_at(file: &std::fs::File, offset: u64, max: usize) -> io::Result<Vec<u8>> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0; max];
+    let mut n = 0;
+    while n < max {
+        match file.read_at(&mut buf[n..], offset + n as u64) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(n);
+    Ok(buf)
 }
 
 /// A runtime made of plain threads, for tests, docs and tools: each task
