@@ -54,7 +54,7 @@
 use std::any::Any;
 use std::fmt;
 use std::future::Future;
-use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe, Location};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -78,13 +78,10 @@ pub(crate) enum Ran<R> {
 
 /// Runs `f` as a system call: steps 1–4 of the module header, without the
 /// storing. Used by [`Blocking`] and by the `poll_*` functions of `fs::File`.
-pub(crate) fn run<R>(call: Call, f: impl FnOnce() -> R) -> Ran<R> {
-    run_at(call, None, f)
-}
-
-/// [`run`] for a call made at `site`: a `Short` call at a site that has been
-/// learnt to block is entered as `Long`, and how the call exited teaches the
-/// site (`crate::learn`).
+///
+/// With a `site`, a `Short` call at a site that has been learnt to block is
+/// entered as `Long`, and how the call exited teaches the site
+/// (`crate::learn`).
 pub(crate) fn run_at<R>(call: Call, site: Option<Site>, f: impl FnOnce() -> R) -> Ran<R> {
     let call = match site {
         Some(site) if call == Call::Short => site.call(),
@@ -261,7 +258,9 @@ impl<F, R> Drop for Blocking<F, R> {
 /// calls keep outlasting `retake_after` is entered like [`blocking_long`]
 /// (the slot is handed off at entry, so the tasks behind it do not wait for
 /// the monitor), and is measured again every few calls, so a site that stops
-/// blocking goes back to the inline fast path. See
+/// blocking goes back to the inline fast path. The [`fs`](crate::fs)
+/// functions and [`lookup_host`](crate::lookup_host) learn at *their*
+/// caller's line in the same way. See
 /// [`set_call_site_learning`](crate::set_call_site_learning).
 ///
 /// # Panics
@@ -324,10 +323,23 @@ pub fn blocking<F, R>(f: F) -> Blocking<F, R>
 where
     F: FnOnce() -> R,
 {
+    blocking_at(Location::caller(), f)
+}
+
+/// [`blocking`] learning at `site` instead of its own caller's location: for
+/// wrappers (`fs::read`, `File::read`, `lookup_host`) that are
+/// `#[track_caller]` and take `Location::caller()` in their synchronous part,
+/// so that each *user* call site learns on its own (an `async fn` cannot be
+/// `#[track_caller]`: called from inside one, `blocking` would see the
+/// wrapper's line, one site shared by every caller of the wrapper).
+pub(crate) fn blocking_at<F, R>(site: &'static Location<'static>, f: F) -> Blocking<F, R>
+where
+    F: FnOnce() -> R,
+{
     Blocking {
         state: State::Start(f),
         call: Call::Short,
-        site: Some(Site::of(std::panic::Location::caller())),
+        site: Some(Site::of(site)),
     }
 }
 

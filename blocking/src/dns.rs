@@ -7,8 +7,17 @@
 //! the worker; a slow lookup (a network round trip) has its slot retaken by the
 //! monitor after `retake_after`, so other tasks keep running meanwhile.
 //! Literal addresses ("127.0.0.1:80") never reach `getaddrinfo`: std parses them.
+//!
+//! [`lookup_host`] is a `#[track_caller]` function returning `impl Future`
+//! rather than an `async fn` (which cannot be `#[track_caller]`), so each line
+//! that calls it is a learning site of its own (`crate::learn`): lookups of a
+//! name in /etc/hosts on one line do not learn from network lookups on another.
+use std::future::Future;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::panic::Location;
+
+use crate::call::blocking_at;
 
 /// Resolves `host` to socket addresses, like `std::net::ToSocketAddrs` but
 /// as a handoff system call.
@@ -31,12 +40,20 @@ use std::net::{SocketAddr, ToSocketAddrs};
 /// assert_eq!(addrs, ["127.0.0.1:8080".parse().unwrap()]);
 /// # std::io::Result::Ok(()) }).unwrap();
 /// ```
-pub async fn lookup_host<T>(host: T) -> io::Result<impl Iterator<Item = SocketAddr>>
+#[track_caller]
+pub fn lookup_host<T>(host: T) -> impl Future<Output = io::Result<impl Iterator<Item = SocketAddr>>>
 where
     T: ToSocketAddrs,
 {
-    // Move `host` in and collect inside the call, so the future is `Send`
-    // whenever `T` is, whatever `T::Iter` is.
-    let addrs = crate::blocking(move || host.to_socket_addrs().map(Iterator::collect::<Vec<_>>));
-    Ok(addrs.await?.into_iter())
+    // The caller's line is the learning site (`crate::learn`): a lookup of a
+    // name in /etc/hosts and one that goes to the network learn apart.
+    let site = Location::caller();
+    async move {
+        // Move `host` in and collect inside the call, so the future is `Send`
+        // whenever `T` is, whatever `T::Iter` is.
+        let addrs = blocking_at(site, move || {
+            host.to_socket_addrs().map(Iterator::collect::<Vec<_>>)
+        });
+        Ok(addrs.await?.into_iter())
+    }
 }

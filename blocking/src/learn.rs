@@ -12,7 +12,10 @@
 //! # Protocol
 //!
 //! 1. `blocking` is `#[track_caller]`: each future remembers its call site
-//!    (a `&'static Location`, so the site's identity is its address).
+//!    (a `&'static Location`, so the site's identity is its address). The
+//!    crate's wrappers (`fs`, `lookup_host`) are `#[track_caller]` too and
+//!    pass their own caller's location on (`call::blocking_at`), so the site
+//!    is the user's line, not the wrapper's.
 //! 2. A fixed table of [`SITES`] scores (`AtomicU8`), indexed by a hash of the
 //!    site's address. A score of [`PROMOTE`] or more means "this site blocks".
 //! 3. Before the call ([`Site::call`]): a site below `PROMOTE` enters as

@@ -12,7 +12,8 @@
 //!   must not hold the task at all (re-exported from the executor, which owns the
 //!   pool because it shares the thread cap with the workers).
 //! - [`fs`] and [`lookup_host`]: the usual blocking calls, each one a single
-//!   [`blocking`] call with no copy of the caller's buffer.
+//!   [`blocking`] call with no copy of the caller's buffer, learning at the
+//!   caller's line like `blocking` itself (`fs`, "Call sites").
 //!
 //! ```
 //! let rt = handoff_executor::Runtime::new().unwrap();

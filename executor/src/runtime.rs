@@ -198,6 +198,7 @@ pub(crate) fn block_on<F: Future>(handle: &Handle, future: F) -> F::Output {
         reactor: reactor.clone(),
     });
     let waker = Waker::from(w.clone());
+    let _registered = BlockOnRegistration::new(handle, waker.clone());
     let mut cx = Context::from_waker(&waker);
     let mut future = pin!(future);
     loop {
@@ -213,8 +214,44 @@ pub(crate) fn block_on<F: Future>(handle: &Handle, future: F) -> F::Output {
             }
             w.in_poller.store(false, Ordering::Relaxed);
         } else if !w.woken.load(Ordering::Acquire) {
-            parker.park();
+            if handle.shared.is_shutdown() {
+                // The workers are leaving, and the one holding the reactor
+                // may not have let go yet: take it over as soon as it does.
+                parker.park_timeout(SHUTDOWN_RETRY);
+            } else {
+                parker.park();
+            }
         }
+    }
+}
+
+/// How often a `block_on` thread retries taking the reactor over while the
+/// runtime's workers leave at shutdown (only then: a worker that holds the
+/// reactor lets go within one turn, and this loop ends once it has it).
+const SHUTDOWN_RETRY: std::time::Duration = std::time::Duration::from_millis(1);
+
+/// A `block_on` listed with its runtime, so that shutdown wakes it: the
+/// worker that drove the reactor for it is leaving, and from then on it
+/// drives the reactor itself (its timers and sockets keep working; tokio
+/// panics in this case instead).
+struct BlockOnRegistration<'a> {
+    shared: &'a crate::handle::Shared,
+    id: u64,
+}
+
+impl<'a> BlockOnRegistration<'a> {
+    fn new(handle: &'a Handle, waker: Waker) -> Self {
+        let shared = &*handle.shared;
+        BlockOnRegistration {
+            id: shared.register_block_on(waker),
+            shared,
+        }
+    }
+}
+
+impl Drop for BlockOnRegistration<'_> {
+    fn drop(&mut self) {
+        self.shared.unregister_block_on(self.id);
     }
 }
 

@@ -61,3 +61,34 @@ fn a_timer_fires_while_every_slot_is_in_a_blocking_call() {
         tx.send(()).unwrap();
     });
 }
+
+/// The runtime is dropped while another thread is inside `Handle::block_on`
+/// on a timer: the worker that drove the reactor exits, so the blocked
+/// thread must take the reactor over and its timer still fires (tokio
+/// panics here instead). Several rounds, because which thread holds the
+/// reactor when the runtime drops varies.
+#[test]
+fn dropping_the_runtime_leaves_a_block_on_timer_working() {
+    watchdog(60, "block_on after the runtime dropped", || {
+        for round in 0..20 {
+            let rt = Runtime::builder().worker_threads(2).build().unwrap();
+            let handle = rt.handle().clone();
+            let (inside_tx, inside_rx) = std::sync::mpsc::channel();
+            let t = std::thread::spawn(move || {
+                handle.block_on(async move {
+                    inside_tx.send(()).unwrap();
+                    let t = Instant::now();
+                    sleep(Duration::from_millis(50)).await;
+                    t.elapsed()
+                })
+            });
+            inside_rx.recv().unwrap();
+            drop(rt);
+            let slept = t.join().unwrap();
+            assert!(
+                slept >= Duration::from_millis(50),
+                "round {round}: a timer fired early ({slept:?})"
+            );
+        }
+    });
+}

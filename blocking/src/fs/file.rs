@@ -1,9 +1,13 @@
 //! [`File`]: an open file whose every call is a handoff system call.
 //!
-//! The inherent `async fn`s are one [`blocking`](crate::blocking) call each,
-//! borrowing the caller's buffer for the call. The `futures::io` traits
-//! (`AsyncRead`, `AsyncWrite`, `AsyncSeek`) run the same call inline through
-//! the bridge *inside* `poll_*`, so they too are zero-copy — with one wrinkle:
+//! The inherent methods are one [`blocking`](crate::blocking) call each,
+//! borrowing the caller's buffer for the call, and learn at the caller's
+//! line (`#[track_caller]` functions returning `impl Future`; see "Call
+//! sites" in `fs`). The `futures::io` traits (`AsyncRead`, `AsyncWrite`,
+//! `AsyncSeek`) run the same call inline through the bridge *inside*
+//! `poll_*`, so they too are zero-copy; a `poll_*` cannot see its caller, so
+//! each of `poll_read`, `poll_write` and `poll_seek` is one learning site of
+//! its own. One wrinkle:
 //!
 //! # The slow exit inside `poll_*`
 //!
@@ -32,10 +36,11 @@
 //! operation, writes acknowledged before they happen): one copy and one
 //! thread hop per call, for every call, to serve a path that is rare here.
 use std::fmt;
+use std::future::Future;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
-use std::panic::resume_unwind;
+use std::panic::{resume_unwind, Location};
 use std::path::Path;
 use std::pin::Pin;
 use std::sync::{Mutex, PoisonError};
@@ -44,9 +49,9 @@ use std::task::{Context, Poll};
 use futures::io::{AsyncRead, AsyncSeek, AsyncWrite};
 use handoff_executor::bridge::Call;
 
-use crate::blocking;
-use crate::call::{run, Payload, Ran};
+use crate::call::{blocking_at, run_at, Payload, Ran};
 use crate::fs::Metadata;
+use crate::learn::Site;
 
 /// Which `poll_*` a parked result belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -192,11 +197,15 @@ impl File {
     /// assert!(file.metadata().await?.is_file());
     /// # std::io::Result::Ok(()) }).unwrap();
     /// ```
-    pub async fn open(path: impl AsRef<Path>) -> io::Result<File> {
-        let path = path.as_ref();
-        blocking(|| std::fs::File::open(path))
-            .await
-            .map(File::from_std)
+    #[track_caller]
+    pub fn open(path: impl AsRef<Path>) -> impl Future<Output = io::Result<File>> {
+        let site = Location::caller();
+        async move {
+            let path = path.as_ref();
+            blocking_at(site, || std::fs::File::open(path))
+                .await
+                .map(File::from_std)
+        }
     }
 
     /// Opens the file at `path` write-only, creating it or truncating it.
@@ -215,11 +224,15 @@ impl File {
     /// # handoff_blocking::fs::remove_file(&path).await?;
     /// # std::io::Result::Ok(()) }).unwrap();
     /// ```
-    pub async fn create(path: impl AsRef<Path>) -> io::Result<File> {
-        let path = path.as_ref();
-        blocking(|| std::fs::File::create(path))
-            .await
-            .map(File::from_std)
+    #[track_caller]
+    pub fn create(path: impl AsRef<Path>) -> impl Future<Output = io::Result<File>> {
+        let site = Location::caller();
+        async move {
+            let path = path.as_ref();
+            blocking_at(site, || std::fs::File::create(path))
+                .await
+                .map(File::from_std)
+        }
     }
 
     /// Returns an [`OpenOptions`] builder, for any other way of opening a file.
@@ -274,13 +287,17 @@ impl File {
     /// let std: std::fs::File = file.into_std().await?;
     /// # std::io::Result::Ok(()) }).unwrap();
     /// ```
-    pub async fn into_std(mut self) -> io::Result<std::fs::File> {
-        self.parked.resume_panic();
-        if !matches!(self.parked, Parked::Empty) {
-            let (file, parked) = (&self.std, &mut self.parked);
-            blocking(|| parked.settle(file)).await?;
+    #[track_caller]
+    pub fn into_std(mut self) -> impl Future<Output = io::Result<std::fs::File>> {
+        let site = Location::caller();
+        async move {
+            self.parked.resume_panic();
+            if !matches!(self.parked, Parked::Empty) {
+                let (file, parked) = (&self.std, &mut self.parked);
+                blocking_at(site, || parked.settle(file)).await?;
+            }
+            Ok(self.std)
         }
-        Ok(self.std)
     }
 
     /// Reads into `buf` at the cursor, returning how many bytes were read
@@ -300,17 +317,24 @@ impl File {
     /// assert_eq!(&buf, b"Name:");
     /// # std::io::Result::Ok(()) }).unwrap();
     /// ```
-    pub async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.parked.resume_panic();
-        if let Some(n) = self.parked.take_bytes(buf) {
-            return Ok(n);
+    #[track_caller]
+    pub fn read<'a>(
+        &'a mut self,
+        buf: &'a mut [u8],
+    ) -> impl Future<Output = io::Result<usize>> + 'a {
+        let site = Location::caller();
+        async move {
+            self.parked.resume_panic();
+            if let Some(n) = self.parked.take_bytes(buf) {
+                return Ok(n);
+            }
+            let (file, parked) = (&self.std, &mut self.parked);
+            blocking_at(site, || {
+                parked.settle(file)?;
+                (&*file).read(buf)
+            })
+            .await
         }
-        let (file, parked) = (&self.std, &mut self.parked);
-        blocking(|| {
-            parked.settle(file)?;
-            (&*file).read(buf)
-        })
-        .await
     }
 
     /// Reads everything from the cursor to the end of the file, appending it
@@ -330,21 +354,28 @@ impl File {
     /// assert!(text.starts_with(b"Name:"));
     /// # std::io::Result::Ok(()) }).unwrap();
     /// ```
-    pub async fn read_to_end(&mut self, buf: &mut Vec<u8>) -> io::Result<usize> {
-        self.parked.resume_panic();
-        let mut served = 0;
-        if let Parked::Bytes { data, pos } = &mut self.parked {
-            buf.extend_from_slice(&data[*pos..]);
-            served += data.len() - *pos;
-            self.parked = Parked::Empty;
+    #[track_caller]
+    pub fn read_to_end<'a>(
+        &'a mut self,
+        buf: &'a mut Vec<u8>,
+    ) -> impl Future<Output = io::Result<usize>> + 'a {
+        let site = Location::caller();
+        async move {
+            self.parked.resume_panic();
+            let mut served = 0;
+            if let Parked::Bytes { data, pos } = &mut self.parked {
+                buf.extend_from_slice(&data[*pos..]);
+                served += data.len() - *pos;
+                self.parked = Parked::Empty;
+            }
+            let (file, parked) = (&self.std, &mut self.parked);
+            let n = blocking_at(site, || {
+                parked.settle(file)?;
+                (&*file).read_to_end(buf)
+            })
+            .await?;
+            Ok(served + n)
         }
-        let (file, parked) = (&self.std, &mut self.parked);
-        let n = blocking(|| {
-            parked.settle(file)?;
-            (&*file).read_to_end(buf)
-        })
-        .await?;
-        Ok(served + n)
     }
 
     /// Reads into `buf` at `offset` (`pread(2)`), without moving the cursor.
@@ -366,9 +397,17 @@ impl File {
     /// # handoff_blocking::fs::remove_file(&path).await?;
     /// # std::io::Result::Ok(()) }).unwrap();
     /// ```
-    pub async fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-        let file = &self.std;
-        blocking(|| file.read_at(buf, offset)).await
+    #[track_caller]
+    pub fn read_at<'a>(
+        &'a self,
+        buf: &'a mut [u8],
+        offset: u64,
+    ) -> impl Future<Output = io::Result<usize>> + 'a {
+        let site = Location::caller();
+        async move {
+            let file = &self.std;
+            blocking_at(site, || file.read_at(buf, offset)).await
+        }
     }
 
     /// Another name for [`File::read_at`], after the system call.
@@ -387,8 +426,14 @@ impl File {
     /// assert_eq!(&buf, b"Name");
     /// # std::io::Result::Ok(()) }).unwrap();
     /// ```
-    pub async fn pread(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-        self.read_at(buf, offset).await
+    #[track_caller]
+    pub fn pread<'a>(
+        &'a self,
+        buf: &'a mut [u8],
+        offset: u64,
+    ) -> impl Future<Output = io::Result<usize>> + 'a {
+        // `read_at` is `#[track_caller]` too: the site is our caller's.
+        self.read_at(buf, offset)
     }
 
     /// Writes `buf` at the cursor, returning how many bytes were written.
@@ -408,14 +453,18 @@ impl File {
     /// # handoff_blocking::fs::remove_file(&path).await?;
     /// # std::io::Result::Ok(()) }).unwrap();
     /// ```
-    pub async fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.parked.resume_panic();
-        let (file, parked) = (&self.std, &mut self.parked);
-        blocking(|| {
-            parked.settle(file)?;
-            (&*file).write(buf)
-        })
-        .await
+    #[track_caller]
+    pub fn write<'a>(&'a mut self, buf: &'a [u8]) -> impl Future<Output = io::Result<usize>> + 'a {
+        let site = Location::caller();
+        async move {
+            self.parked.resume_panic();
+            let (file, parked) = (&self.std, &mut self.parked);
+            blocking_at(site, || {
+                parked.settle(file)?;
+                (&*file).write(buf)
+            })
+            .await
+        }
     }
 
     /// Writes all of `buf` at the cursor, in one system call from the task's
@@ -437,14 +486,18 @@ impl File {
     /// # handoff_blocking::fs::remove_file(&path).await?;
     /// # std::io::Result::Ok(()) }).unwrap();
     /// ```
-    pub async fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.parked.resume_panic();
-        let (file, parked) = (&self.std, &mut self.parked);
-        blocking(|| {
-            parked.settle(file)?;
-            (&*file).write_all(buf)
-        })
-        .await
+    #[track_caller]
+    pub fn write_all<'a>(&'a mut self, buf: &'a [u8]) -> impl Future<Output = io::Result<()>> + 'a {
+        let site = Location::caller();
+        async move {
+            self.parked.resume_panic();
+            let (file, parked) = (&self.std, &mut self.parked);
+            blocking_at(site, || {
+                parked.settle(file)?;
+                (&*file).write_all(buf)
+            })
+            .await
+        }
     }
 
     /// Writes `buf` at `offset` (`pwrite(2)`), without moving the cursor;
@@ -466,9 +519,17 @@ impl File {
     /// # handoff_blocking::fs::remove_file(&path).await?;
     /// # std::io::Result::Ok(()) }).unwrap();
     /// ```
-    pub async fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<usize> {
-        let file = &self.std;
-        blocking(|| file.write_at(buf, offset)).await
+    #[track_caller]
+    pub fn write_at<'a>(
+        &'a self,
+        buf: &'a [u8],
+        offset: u64,
+    ) -> impl Future<Output = io::Result<usize>> + 'a {
+        let site = Location::caller();
+        async move {
+            let file = &self.std;
+            blocking_at(site, || file.write_at(buf, offset)).await
+        }
     }
 
     /// Moves the cursor (`lseek(2)`), returning the new position from the
@@ -490,14 +551,18 @@ impl File {
     /// assert_eq!(&magic, b"ELF");
     /// # std::io::Result::Ok(()) }).unwrap();
     /// ```
-    pub async fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
-        self.parked.resume_panic();
-        let (file, parked) = (&self.std, &mut self.parked);
-        blocking(|| {
-            parked.settle(file)?;
-            (&*file).seek(pos)
-        })
-        .await
+    #[track_caller]
+    pub fn seek(&mut self, pos: SeekFrom) -> impl Future<Output = io::Result<u64>> + '_ {
+        let site = Location::caller();
+        async move {
+            self.parked.resume_panic();
+            let (file, parked) = (&self.std, &mut self.parked);
+            blocking_at(site, || {
+                parked.settle(file)?;
+                (&*file).seek(pos)
+            })
+            .await
+        }
     }
 
     /// Flushes the file's data and metadata to the device (`fsync(2)`).
@@ -517,9 +582,13 @@ impl File {
     /// # handoff_blocking::fs::remove_file(&path).await?;
     /// # std::io::Result::Ok(()) }).unwrap();
     /// ```
-    pub async fn sync_all(&self) -> io::Result<()> {
-        let file = &self.std;
-        blocking(|| file.sync_all()).await
+    #[track_caller]
+    pub fn sync_all(&self) -> impl Future<Output = io::Result<()>> + '_ {
+        let site = Location::caller();
+        async move {
+            let file = &self.std;
+            blocking_at(site, || file.sync_all()).await
+        }
     }
 
     /// Flushes the file's data, and only the metadata needed to read it back,
@@ -540,9 +609,13 @@ impl File {
     /// # handoff_blocking::fs::remove_file(&path).await?;
     /// # std::io::Result::Ok(()) }).unwrap();
     /// ```
-    pub async fn sync_data(&self) -> io::Result<()> {
-        let file = &self.std;
-        blocking(|| file.sync_data()).await
+    #[track_caller]
+    pub fn sync_data(&self) -> impl Future<Output = io::Result<()>> + '_ {
+        let site = Location::caller();
+        async move {
+            let file = &self.std;
+            blocking_at(site, || file.sync_data()).await
+        }
     }
 
     /// Truncates or extends the file to `size` bytes (`ftruncate(2)`); the
@@ -563,9 +636,13 @@ impl File {
     /// # handoff_blocking::fs::remove_file(&path).await?;
     /// # std::io::Result::Ok(()) }).unwrap();
     /// ```
-    pub async fn set_len(&self, size: u64) -> io::Result<()> {
-        let file = &self.std;
-        blocking(|| file.set_len(size)).await
+    #[track_caller]
+    pub fn set_len(&self, size: u64) -> impl Future<Output = io::Result<()>> + '_ {
+        let site = Location::caller();
+        async move {
+            let file = &self.std;
+            blocking_at(site, || file.set_len(size)).await
+        }
     }
 
     /// Returns the file's metadata (`fstat(2)`).
@@ -582,9 +659,13 @@ impl File {
     /// assert!(file.metadata().await?.len() > 0);
     /// # std::io::Result::Ok(()) }).unwrap();
     /// ```
-    pub async fn metadata(&self) -> io::Result<Metadata> {
-        let file = &self.std;
-        blocking(|| file.metadata()).await
+    #[track_caller]
+    pub fn metadata(&self) -> impl Future<Output = io::Result<Metadata>> + '_ {
+        let site = Location::caller();
+        async move {
+            let file = &self.std;
+            blocking_at(site, || file.metadata()).await
+        }
     }
 }
 
@@ -609,14 +690,19 @@ impl From<std::fs::File> for File {
 /// Runs one cursor operation of a `poll_*` function through the bridge:
 /// settle what is parked, run `op`; on a slow exit park the outcome with
 /// `park`, wake the task and return `Pending` (module header, steps 1–4).
+///
+/// `site` is the operation kind's own learning site (module header, "Call
+/// sites"): the `Location::caller()` written in `poll_read`, `poll_write` or
+/// `poll_seek` itself, which a trait method cannot take from its caller.
 fn poll_call<T>(
     file: &mut File,
     cx: &mut Context<'_>,
+    site: &'static Location<'static>,
     op: impl FnOnce(&std::fs::File) -> io::Result<T>,
     park: impl FnOnce(io::Result<T>) -> Parked,
 ) -> Poll<io::Result<T>> {
     let (std, parked) = (&file.std, &mut file.parked);
-    match run(Call::Short, || {
+    match run_at(Call::Short, Some(Site::of(site)), || {
         parked.settle(std)?;
         op(std)
     }) {
@@ -670,6 +756,8 @@ impl AsyncRead for File {
         let poll = poll_call(
             this,
             cx,
+            // Not `#[track_caller]`: this line, one site for every poll_read.
+            Location::caller(),
             |mut f| {
                 let n = f.read(buf)?;
                 got = n;
@@ -723,6 +811,8 @@ impl AsyncWrite for File {
         poll_call(
             this,
             cx,
+            // This line: one site for every poll_write.
+            Location::caller(),
             |mut f| f.write(buf),
             |result| Parked::Result {
                 op: Op::Write,
@@ -777,6 +867,8 @@ impl AsyncSeek for File {
         poll_call(
             this,
             cx,
+            // This line: one site for every poll_seek.
+            Location::caller(),
             |mut f| f.seek(pos),
             |result| Parked::Result {
                 op: Op::Seek,
@@ -942,9 +1034,18 @@ impl OpenOptions {
     /// assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
     /// # });
     /// ```
-    pub async fn open(&self, path: impl AsRef<Path>) -> io::Result<File> {
-        let (std, path) = (&self.std, path.as_ref());
-        blocking(|| std.open(path)).await.map(File::from_std)
+    #[track_caller]
+    pub fn open<'a>(
+        &'a self,
+        path: impl AsRef<Path> + 'a,
+    ) -> impl Future<Output = io::Result<File>> + 'a {
+        let site = Location::caller();
+        async move {
+            let (std, path) = (&self.std, path.as_ref());
+            blocking_at(site, || std.open(path))
+                .await
+                .map(File::from_std)
+        }
     }
 }
 
@@ -1022,7 +1123,29 @@ mod tests {
         let mut buf = [0u8; 4];
         assert_send(&file.read(&mut buf));
         assert_send(&file.read_at(&mut buf, 0));
+        assert_send(&file.pread(&mut buf, 0));
+        assert_send(&file.read_to_end(&mut Vec::new()));
+        assert_send(&file.write(b"x"));
+        assert_send(&file.write_all(b"x"));
+        assert_send(&file.write_at(b"x", 0));
+        assert_send(&file.seek(SeekFrom::Start(0)));
+        assert_send(&file.sync_all());
+        assert_send(&file.metadata());
+        assert_send(&File::open("/proc/self/status"));
+        assert_send(&File::create(String::from("/nonexistent/x")));
+        assert_send(&OpenOptions::new().open("/proc/self/status"));
+        assert_send(&file.into_std());
         assert_send(&crate::fs::read("/proc/self/status"));
+        assert_send(&crate::fs::read(std::path::PathBuf::from(
+            "/proc/self/status",
+        )));
+        assert_send(&crate::fs::write("/nonexistent/x", vec![1u8]));
+        assert_send(&crate::fs::read_dir("/proc/self"));
+        let mut dir = std::fs::read_dir("/proc/self").map(|inner| crate::fs::ReadDir { inner });
+        if let Ok(dir) = dir.as_mut() {
+            assert_send(&dir.next_entry());
+        }
         assert_send(&crate::lookup_host("localhost:1"));
+        assert_send(&crate::lookup_host(("localhost", 1)));
     }
 }

@@ -17,13 +17,51 @@
 //! Outside a runtime worker (a plain thread, `futures::executor::block_on`)
 //! the calls simply run inline, so the examples below run anywhere.
 //!
+//! # Call sites
+//!
+//! `blocking` learns per call site which calls block (`crate::learn`): a
+//! site whose calls keep being retaken hands its slot off at entry. For the
+//! functions here the site is the *caller's* line: `fs::read(cold)` in one
+//! place and `fs::read(hot)` in another learn apart, so a slow disk read
+//! does not turn every cached read of the program into a hand-off (a thread
+//! wake per call instead of the fast exit's one CAS).
+//!
+//! 1. Each function is a `#[track_caller] fn ... -> impl Future`, not an
+//!    `async fn` (which cannot be `#[track_caller]`): its synchronous part
+//!    takes `Location::caller()`, the user's line, before building the
+//!    future.
+//! 2. The future makes its call with `call::blocking_at(site, f)`, which is
+//!    `blocking(f)` learning at `site`.
+//! 3. A function that makes more than one call (`File::into_std`,
+//!    `File::read_to_end` settling what a `futures::io` call parked) uses
+//!    the caller's site for its call; [`ReadDir::next_entry`] learns at the
+//!    line that calls `next_entry`, not at the `read_dir` line.
+//! 4. The `futures::io` traits of [`File`] are polled through combinators
+//!    (`read_exact`, `copy`, ...) that hide the caller: each operation kind
+//!    has its own fixed site, one for every `poll_read`, one for every
+//!    `poll_write`, one for every `poll_seek` (`poll_flush` and `poll_close`
+//!    make no call; there is no user-space buffer).
+//!
+//! What callers see: the signatures read `fn read(path) -> impl Future<...>`
+//! in rustdoc instead of `async fn read(path) -> ...`; the `.await`s,
+//! arguments, outputs and `Send`-ness are those of the `async fn`s they
+//! replace. Methods that borrow (`File::read(&mut self, &mut [u8])`) return a
+//! future bound by one lifetime `'a` shared by their borrows (edition 2021's
+//! `impl Trait` captures no lifetime implicitly; `+ use<..>` needs Rust 1.82,
+//! above the workspace's `rust-version`).
+//!
 //! Rejected: `io_uring` (a different project: completion-based buffers
 //! cannot be borrowed from a cancellable future) and a pool thread per call
-//! (that is what `spawn_blocking` is for).
+//! (that is what `spawn_blocking` is for). For call sites: a hand-written
+//! future type per function (as many types as functions, for no gain over
+//! an `async` block behind `impl Future`), and a site argument the user
+//! passes (noise at every call for what the compiler knows).
+use std::future::Future;
 use std::io;
+use std::panic::Location;
 use std::path::{Path, PathBuf};
 
-use crate::blocking;
+use crate::call::blocking_at;
 
 mod file;
 
@@ -46,9 +84,13 @@ pub use std::fs::{DirEntry, Metadata, Permissions};
 /// handoff_blocking::fs::remove_file(&path).await?;
 /// # std::io::Result::Ok(()) }).unwrap();
 /// ```
-pub async fn read(path: impl AsRef<Path>) -> io::Result<Vec<u8>> {
-    let path = path.as_ref();
-    blocking(|| std::fs::read(path)).await
+#[track_caller]
+pub fn read(path: impl AsRef<Path>) -> impl Future<Output = io::Result<Vec<u8>>> {
+    let site = Location::caller();
+    async move {
+        let path = path.as_ref();
+        blocking_at(site, || std::fs::read(path)).await
+    }
 }
 
 /// Reads the whole file at `path` as UTF-8 (`std::fs::read_to_string`).
@@ -68,9 +110,13 @@ pub async fn read(path: impl AsRef<Path>) -> io::Result<Vec<u8>> {
 /// handoff_blocking::fs::remove_file(&path).await?;
 /// # std::io::Result::Ok(()) }).unwrap();
 /// ```
-pub async fn read_to_string(path: impl AsRef<Path>) -> io::Result<String> {
-    let path = path.as_ref();
-    blocking(|| std::fs::read_to_string(path)).await
+#[track_caller]
+pub fn read_to_string(path: impl AsRef<Path>) -> impl Future<Output = io::Result<String>> {
+    let site = Location::caller();
+    async move {
+        let path = path.as_ref();
+        blocking_at(site, || std::fs::read_to_string(path)).await
+    }
 }
 
 /// Writes `contents` to the file at `path`, creating or truncating it
@@ -91,9 +137,16 @@ pub async fn read_to_string(path: impl AsRef<Path>) -> io::Result<String> {
 /// handoff_blocking::fs::remove_file(&path).await?;
 /// # std::io::Result::Ok(()) }).unwrap();
 /// ```
-pub async fn write(path: impl AsRef<Path>, contents: impl AsRef<[u8]>) -> io::Result<()> {
-    let (path, contents) = (path.as_ref(), contents.as_ref());
-    blocking(|| std::fs::write(path, contents)).await
+#[track_caller]
+pub fn write(
+    path: impl AsRef<Path>,
+    contents: impl AsRef<[u8]>,
+) -> impl Future<Output = io::Result<()>> {
+    let site = Location::caller();
+    async move {
+        let (path, contents) = (path.as_ref(), contents.as_ref());
+        blocking_at(site, || std::fs::write(path, contents)).await
+    }
 }
 
 /// Returns the metadata of the file at `path`, following symlinks
@@ -112,9 +165,13 @@ pub async fn write(path: impl AsRef<Path>, contents: impl AsRef<[u8]>) -> io::Re
 /// assert!(meta.is_dir());
 /// # std::io::Result::Ok(()) }).unwrap();
 /// ```
-pub async fn metadata(path: impl AsRef<Path>) -> io::Result<Metadata> {
-    let path = path.as_ref();
-    blocking(|| std::fs::metadata(path)).await
+#[track_caller]
+pub fn metadata(path: impl AsRef<Path>) -> impl Future<Output = io::Result<Metadata>> {
+    let site = Location::caller();
+    async move {
+        let path = path.as_ref();
+        blocking_at(site, || std::fs::metadata(path)).await
+    }
 }
 
 /// Removes the file at `path` (`std::fs::remove_file`).
@@ -134,9 +191,13 @@ pub async fn metadata(path: impl AsRef<Path>) -> io::Result<Metadata> {
 /// assert!(handoff_blocking::fs::metadata(&path).await.is_err());
 /// # std::io::Result::Ok(()) }).unwrap();
 /// ```
-pub async fn remove_file(path: impl AsRef<Path>) -> io::Result<()> {
-    let path = path.as_ref();
-    blocking(|| std::fs::remove_file(path)).await
+#[track_caller]
+pub fn remove_file(path: impl AsRef<Path>) -> impl Future<Output = io::Result<()>> {
+    let site = Location::caller();
+    async move {
+        let path = path.as_ref();
+        blocking_at(site, || std::fs::remove_file(path)).await
+    }
 }
 
 /// Creates the directory at `path` and any missing parents
@@ -157,9 +218,13 @@ pub async fn remove_file(path: impl AsRef<Path>) -> io::Result<()> {
 /// std::fs::remove_dir_all(&dir)?;
 /// # std::io::Result::Ok(()) }).unwrap();
 /// ```
-pub async fn create_dir_all(path: impl AsRef<Path>) -> io::Result<()> {
-    let path = path.as_ref();
-    blocking(|| std::fs::create_dir_all(path)).await
+#[track_caller]
+pub fn create_dir_all(path: impl AsRef<Path>) -> impl Future<Output = io::Result<()>> {
+    let site = Location::caller();
+    async move {
+        let path = path.as_ref();
+        blocking_at(site, || std::fs::create_dir_all(path)).await
+    }
 }
 
 /// Renames `from` to `to`, replacing `to` if it exists (`std::fs::rename`).
@@ -182,9 +247,16 @@ pub async fn create_dir_all(path: impl AsRef<Path>) -> io::Result<()> {
 /// handoff_blocking::fs::remove_file(&b).await?;
 /// # std::io::Result::Ok(()) }).unwrap();
 /// ```
-pub async fn rename(from: impl AsRef<Path>, to: impl AsRef<Path>) -> io::Result<()> {
-    let (from, to) = (from.as_ref(), to.as_ref());
-    blocking(|| std::fs::rename(from, to)).await
+#[track_caller]
+pub fn rename(
+    from: impl AsRef<Path>,
+    to: impl AsRef<Path>,
+) -> impl Future<Output = io::Result<()>> {
+    let site = Location::caller();
+    async move {
+        let (from, to) = (from.as_ref(), to.as_ref());
+        blocking_at(site, || std::fs::rename(from, to)).await
+    }
 }
 
 /// Creates the directory at `path`; its parent must exist
@@ -205,9 +277,13 @@ pub async fn rename(from: impl AsRef<Path>, to: impl AsRef<Path>) -> io::Result<
 /// handoff_blocking::fs::remove_dir(&dir).await?;
 /// # std::io::Result::Ok(()) }).unwrap();
 /// ```
-pub async fn create_dir(path: impl AsRef<Path>) -> io::Result<()> {
-    let path = path.as_ref();
-    blocking(|| std::fs::create_dir(path)).await
+#[track_caller]
+pub fn create_dir(path: impl AsRef<Path>) -> impl Future<Output = io::Result<()>> {
+    let site = Location::caller();
+    async move {
+        let path = path.as_ref();
+        blocking_at(site, || std::fs::create_dir(path)).await
+    }
 }
 
 /// Removes the empty directory at `path` (`std::fs::remove_dir`).
@@ -227,9 +303,13 @@ pub async fn create_dir(path: impl AsRef<Path>) -> io::Result<()> {
 /// assert!(!handoff_blocking::fs::try_exists(&dir).await?);
 /// # std::io::Result::Ok(()) }).unwrap();
 /// ```
-pub async fn remove_dir(path: impl AsRef<Path>) -> io::Result<()> {
-    let path = path.as_ref();
-    blocking(|| std::fs::remove_dir(path)).await
+#[track_caller]
+pub fn remove_dir(path: impl AsRef<Path>) -> impl Future<Output = io::Result<()>> {
+    let site = Location::caller();
+    async move {
+        let path = path.as_ref();
+        blocking_at(site, || std::fs::remove_dir(path)).await
+    }
 }
 
 /// Removes the directory at `path` and everything in it
@@ -251,9 +331,13 @@ pub async fn remove_dir(path: impl AsRef<Path>) -> io::Result<()> {
 /// assert!(!handoff_blocking::fs::try_exists(&dir).await?);
 /// # std::io::Result::Ok(()) }).unwrap();
 /// ```
-pub async fn remove_dir_all(path: impl AsRef<Path>) -> io::Result<()> {
-    let path = path.as_ref();
-    blocking(|| std::fs::remove_dir_all(path)).await
+#[track_caller]
+pub fn remove_dir_all(path: impl AsRef<Path>) -> impl Future<Output = io::Result<()>> {
+    let site = Location::caller();
+    async move {
+        let path = path.as_ref();
+        blocking_at(site, || std::fs::remove_dir_all(path)).await
+    }
 }
 
 /// Copies the contents and permissions of `from` to `to`, returning the
@@ -277,9 +361,13 @@ pub async fn remove_dir_all(path: impl AsRef<Path>) -> io::Result<()> {
 /// # handoff_blocking::fs::remove_file(&b).await?;
 /// # std::io::Result::Ok(()) }).unwrap();
 /// ```
-pub async fn copy(from: impl AsRef<Path>, to: impl AsRef<Path>) -> io::Result<u64> {
-    let (from, to) = (from.as_ref(), to.as_ref());
-    blocking(|| std::fs::copy(from, to)).await
+#[track_caller]
+pub fn copy(from: impl AsRef<Path>, to: impl AsRef<Path>) -> impl Future<Output = io::Result<u64>> {
+    let site = Location::caller();
+    async move {
+        let (from, to) = (from.as_ref(), to.as_ref());
+        blocking_at(site, || std::fs::copy(from, to)).await
+    }
 }
 
 /// Returns the absolute path of `path` with every symlink resolved
@@ -297,9 +385,13 @@ pub async fn copy(from: impl AsRef<Path>, to: impl AsRef<Path>) -> io::Result<u6
 /// assert_eq!(root, std::path::Path::new("/"));
 /// # std::io::Result::Ok(()) }).unwrap();
 /// ```
-pub async fn canonicalize(path: impl AsRef<Path>) -> io::Result<PathBuf> {
-    let path = path.as_ref();
-    blocking(|| std::fs::canonicalize(path)).await
+#[track_caller]
+pub fn canonicalize(path: impl AsRef<Path>) -> impl Future<Output = io::Result<PathBuf>> {
+    let site = Location::caller();
+    async move {
+        let path = path.as_ref();
+        blocking_at(site, || std::fs::canonicalize(path)).await
+    }
 }
 
 /// Returns the metadata of `path` itself, not following a symlink
@@ -317,9 +409,13 @@ pub async fn canonicalize(path: impl AsRef<Path>) -> io::Result<PathBuf> {
 /// assert!(meta.file_type().is_symlink());
 /// # std::io::Result::Ok(()) }).unwrap();
 /// ```
-pub async fn symlink_metadata(path: impl AsRef<Path>) -> io::Result<Metadata> {
-    let path = path.as_ref();
-    blocking(|| std::fs::symlink_metadata(path)).await
+#[track_caller]
+pub fn symlink_metadata(path: impl AsRef<Path>) -> impl Future<Output = io::Result<Metadata>> {
+    let site = Location::caller();
+    async move {
+        let path = path.as_ref();
+        blocking_at(site, || std::fs::symlink_metadata(path)).await
+    }
 }
 
 /// Returns what the symlink at `path` points to (`std::fs::read_link`).
@@ -336,9 +432,13 @@ pub async fn symlink_metadata(path: impl AsRef<Path>) -> io::Result<Metadata> {
 /// assert_eq!(target.to_str(), Some(std::process::id().to_string().as_str()));
 /// # std::io::Result::Ok(()) }).unwrap();
 /// ```
-pub async fn read_link(path: impl AsRef<Path>) -> io::Result<PathBuf> {
-    let path = path.as_ref();
-    blocking(|| std::fs::read_link(path)).await
+#[track_caller]
+pub fn read_link(path: impl AsRef<Path>) -> impl Future<Output = io::Result<PathBuf>> {
+    let site = Location::caller();
+    async move {
+        let path = path.as_ref();
+        blocking_at(site, || std::fs::read_link(path)).await
+    }
 }
 
 /// Creates a hard link `link` to the file `original` (`std::fs::hard_link`).
@@ -362,9 +462,16 @@ pub async fn read_link(path: impl AsRef<Path>) -> io::Result<PathBuf> {
 /// # handoff_blocking::fs::remove_file(&b).await?;
 /// # std::io::Result::Ok(()) }).unwrap();
 /// ```
-pub async fn hard_link(original: impl AsRef<Path>, link: impl AsRef<Path>) -> io::Result<()> {
-    let (original, link) = (original.as_ref(), link.as_ref());
-    blocking(|| std::fs::hard_link(original, link)).await
+#[track_caller]
+pub fn hard_link(
+    original: impl AsRef<Path>,
+    link: impl AsRef<Path>,
+) -> impl Future<Output = io::Result<()>> {
+    let site = Location::caller();
+    async move {
+        let (original, link) = (original.as_ref(), link.as_ref());
+        blocking_at(site, || std::fs::hard_link(original, link)).await
+    }
 }
 
 /// Sets the permissions of the file at `path` (`std::fs::set_permissions`).
@@ -386,9 +493,16 @@ pub async fn hard_link(original: impl AsRef<Path>, link: impl AsRef<Path>) -> io
 /// # handoff_blocking::fs::remove_file(&path).await?;
 /// # std::io::Result::Ok(()) }).unwrap();
 /// ```
-pub async fn set_permissions(path: impl AsRef<Path>, permissions: Permissions) -> io::Result<()> {
-    let path = path.as_ref();
-    blocking(move || std::fs::set_permissions(path, permissions)).await
+#[track_caller]
+pub fn set_permissions(
+    path: impl AsRef<Path>,
+    permissions: Permissions,
+) -> impl Future<Output = io::Result<()>> {
+    let site = Location::caller();
+    async move {
+        let path = path.as_ref();
+        blocking_at(site, move || std::fs::set_permissions(path, permissions)).await
+    }
 }
 
 /// Whether `path` exists: `Ok(false)` for a path that is not there (or a
@@ -407,14 +521,18 @@ pub async fn set_permissions(path: impl AsRef<Path>, permissions: Permissions) -
 /// assert!(!handoff_blocking::fs::try_exists("/definitely/not/here").await?);
 /// # std::io::Result::Ok(()) }).unwrap();
 /// ```
-pub async fn try_exists(path: impl AsRef<Path>) -> io::Result<bool> {
-    let path = path.as_ref();
-    blocking(|| match std::fs::metadata(path) {
-        Ok(_) => Ok(true),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(e),
-    })
-    .await
+#[track_caller]
+pub fn try_exists(path: impl AsRef<Path>) -> impl Future<Output = io::Result<bool>> {
+    let site = Location::caller();
+    async move {
+        let path = path.as_ref();
+        blocking_at(site, || match std::fs::metadata(path) {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        })
+        .await
+    }
 }
 
 /// Opens the directory at `path` for listing (`std::fs::read_dir`); each
@@ -436,10 +554,14 @@ pub async fn try_exists(path: impl AsRef<Path>) -> io::Result<bool> {
 /// assert!(names.iter().any(|n| n == "status"));
 /// # std::io::Result::Ok(()) }).unwrap();
 /// ```
-pub async fn read_dir(path: impl AsRef<Path>) -> io::Result<ReadDir> {
-    let path = path.as_ref();
-    let inner = blocking(|| std::fs::read_dir(path)).await?;
-    Ok(ReadDir { inner })
+#[track_caller]
+pub fn read_dir(path: impl AsRef<Path>) -> impl Future<Output = io::Result<ReadDir>> {
+    let site = Location::caller();
+    async move {
+        let path = path.as_ref();
+        let inner = blocking_at(site, || std::fs::read_dir(path)).await?;
+        Ok(ReadDir { inner })
+    }
 }
 
 /// The entries of a directory, from [`read_dir`]. `std` reads them from the
@@ -465,8 +587,12 @@ impl ReadDir {
     /// assert!(dir.next_entry().await?.is_some());
     /// # std::io::Result::Ok(()) }).unwrap();
     /// ```
-    pub async fn next_entry(&mut self) -> io::Result<Option<DirEntry>> {
-        let inner = &mut self.inner;
-        blocking(|| inner.next().transpose()).await
+    #[track_caller]
+    pub fn next_entry(&mut self) -> impl Future<Output = io::Result<Option<DirEntry>>> + '_ {
+        let site = Location::caller();
+        async move {
+            let inner = &mut self.inner;
+            blocking_at(site, || inner.next().transpose()).await
+        }
     }
 }
