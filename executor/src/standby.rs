@@ -15,9 +15,11 @@
 //! running 20 µs, thread -> B polled 1 µs. Here the `enter` that would
 //! have woken the monitor wakes the idle thread instead, and that thread
 //! waits out the rest of `retake_after`, retakes and runs the slot itself:
-//! one wake-up, which overlaps the call's first microseconds. Measured in
-//! the same run: p50 45.7 -> 24.5 µs back to back, 115 -> 22 µs after idle,
-//! 67 -> 44 µs after a busy spell.
+//! one wake-up, which overlaps the call's first microseconds. Measured A/B
+//! in the same runs (three runs, 250 rounds each, 30 after idle), p50:
+//! back to back 43–58 -> 30–32 µs, after 200 ms idle 44–142 -> 30–32 µs,
+//! after 10 ms busy 67–74 -> 43–54 µs. The p99s (0.2–4 ms either way)
+//! are the VM's wake-up tails: the bare-thread floor rows show the same.
 //!
 //! ## Protocol
 //! `enter` (slot S, call `tick`, an eager call: Go's retake rule would act
