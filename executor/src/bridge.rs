@@ -22,7 +22,9 @@
 //! 3. Write the entry stamp, park the core in the slot, store
 //!    `tick + 1 | Syscall` (`Release`; `Slot::enter_call`).
 //! 4. Load the monitor's next look; only if it is later than the call's due
-//!    time, wake it (`slot/watch.rs`). The due time is `stamp +
+//!    time, wake it (`slot/watch.rs`) — or, for an eager call, give the
+//!    call to an idle thread that times it, retakes and runs the slot
+//!    itself (`standby.rs`: one wake-up on the hand-off path, not two). The due time is `stamp +
 //!    retake_after` when the slot has local work or no other slot could take
 //!    new work (Go's retake rule, read before step 3), else `stamp +
 //!    LAZY_LOOK`: the monitor would spare the call at `retake_after` anyway.
@@ -159,7 +161,9 @@ pub fn enter(call: Call) -> Option<Syscall> {
                 let eager = !core.local.is_empty() || !shared.idle.can_take_work();
                 let stamp = clock::now();
                 let tick = slot.enter_call(core, stamp);
-                shared.monitor.call_entered(stamp, eager);
+                shared.monitor.call_entered(stamp, eager, |due| {
+                    crate::standby::dispatch(shared, index, tick, due)
+                });
                 Some(Syscall {
                     old: Some((index, tick)),
                     _not_send: PhantomData,

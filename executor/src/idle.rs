@@ -38,6 +38,20 @@
 use crate::loom::{fence, Arc, AtomicBool, AtomicUsize, Mutex, MutexGuard, Ordering};
 use crate::park::Unparker;
 
+/// A retake order an `enter` gives to an idle thread (`standby.rs`): retake
+/// slot `slot` from call `tick` once it lasts until `due`, unless it ends.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RetakeOrder {
+    /// The slot in the call.
+    pub(crate) slot: usize,
+    /// The call's tick (the retake CAS checks it).
+    pub(crate) tick: u64,
+    /// When Go's retake rule may act: entry + `retake_after` (a stamp).
+    pub(crate) due: u64,
+    /// The CPU the caller entered the call on, if known.
+    pub(crate) cpu: Option<u32>,
+}
+
 /// A thread of the runtime, as seen by the idle list and by whoever hands it
 /// a core. Owned by `Arc`: the thread itself, the idle list and the
 /// runtime's registry of threads.
@@ -53,6 +67,9 @@ pub(crate) struct ThreadCtl<C> {
     pub(crate) in_call: AtomicBool,
     /// Set when the thread has exited.
     pub(crate) exited: AtomicBool,
+    /// A retake order given to this thread while it was idle (`standby.rs`);
+    /// like `next`, set only by whoever popped the thread off the idle list.
+    order: Mutex<Option<RetakeOrder>>,
 }
 
 impl<C> ThreadCtl<C> {
@@ -63,6 +80,7 @@ impl<C> ThreadCtl<C> {
             in_poller: AtomicBool::new(false),
             in_call: AtomicBool::new(false),
             exited: AtomicBool::new(false),
+            order: Mutex::new(None),
         }
     }
 
@@ -71,11 +89,40 @@ impl<C> ThreadCtl<C> {
         self.next.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 
+    /// Was this thread handed a core or given a retake order (it must then
+    /// neither block in the reactor nor exit)?
     pub(crate) fn has_handed(&self) -> bool {
         self.next
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .is_some()
+            || self
+                .order
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .is_some()
+    }
+
+    /// Takes the retake order given to this thread, if any.
+    pub(crate) fn take_order(&self) -> Option<RetakeOrder> {
+        self.order.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
+    /// Gives this (idle, unlisted) thread a retake order and wakes it, as
+    /// `hand` does with a core. Returns `true` when the thread sits in the
+    /// reactor and the caller must wake it.
+    #[must_use]
+    pub(crate) fn give_order(&self, order: RetakeOrder) -> bool {
+        let prev = self
+            .order
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .replace(order);
+        assert!(prev.is_none(), "two retake orders were given to one thread");
+        self.unparker.unpark();
+        // SeqCst pairs with the SeqCst store of `in_poller`, as in `hand`.
+        fence(Ordering::SeqCst);
+        self.in_poller.load(Ordering::SeqCst)
     }
 
     /// Hands a core to this (idle, unlisted) thread and wakes it. Returns

@@ -48,6 +48,8 @@ mod queue;
 #[cfg(not(loom))]
 mod runtime;
 mod slot;
+#[cfg(not(loom))]
+mod standby;
 mod sys;
 pub mod task;
 #[cfg(not(loom))]

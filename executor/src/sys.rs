@@ -7,6 +7,8 @@
 //!   with no system call, and the monitor gets an absolute `CLOCK_MONOTONIC`
 //!   deadline (`FUTEX_WAIT_BITSET`) with no rounding to the scheduler tick.
 //! - `setpriority(.., 19)` on the monitor thread (see `monitor.rs`).
+//! - `sched_getcpu` (vDSO, no system call): the CPU a call was entered on,
+//!   for the standby retaker (`standby.rs`).
 //! - `prctl(PR_SET_TIMERSLACK, 1)`: the monitor's timed waits would otherwise
 //!   be stretched by Linux's default 50 µs timer slack, more than the whole
 //!   20 µs retake budget.
@@ -106,4 +108,10 @@ pub(crate) fn set_precise_timer_slack() -> io::Result<()> {
     // SAFETY: PR_SET_TIMERSLACK takes one integer argument and affects only
     // the calling thread.
     syscall!(prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong, 0, 0, 0)).map(drop)
+}
+
+/// The CPU this thread runs on now (`None` if the kernel cannot say).
+pub(crate) fn current_cpu() -> Option<u32> {
+    // SAFETY: sched_getcpu has no arguments or preconditions.
+    syscall!(sched_getcpu()).ok().map(|c| c as u32)
 }

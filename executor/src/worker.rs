@@ -430,6 +430,15 @@ impl WorkerCx {
             if let Some(c) = me.take_handed() {
                 return Some(self.acquire(c));
             }
+            if let Some(order) = me.take_order() {
+                // An `enter` popped us off the idle list to time its call
+                // (`standby.rs`); we are listed no more.
+                listed = false;
+                if let Some(c) = crate::standby::run(self, order) {
+                    return Some(self.acquire(c));
+                }
+                continue;
+            }
             if shared.is_shutdown() {
                 if listed {
                     shared.idle.remove_thread(me);

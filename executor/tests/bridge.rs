@@ -92,6 +92,65 @@ fn retake_lets_b_run_while_a_is_in_a_call() {
     });
 }
 
+/// One round of the retake scenario on a one-slot runtime: A enters a call
+/// that waits for B, B is queued behind A in A's slot.
+fn retake_round(rt: &Runtime) {
+    let (b_tx, b_rx) = mpsc::channel::<()>();
+    let a = rt.spawn(async move {
+        let b = spawn(async move {
+            b_tx.send(()).unwrap();
+        });
+        let got = blocking(move || b_rx.recv_timeout(Duration::from_secs(20))).await;
+        got.expect("B never ran while A was in its call: the slot was not retaken");
+        b.await.unwrap();
+    });
+    rt.block_on(a).unwrap();
+}
+
+/// Waits (bounded) until the monitor has stopped waking: it then sleeps
+/// with no deadline, as after any quiet spell.
+fn wait_monitor_asleep(rt: &Runtime) {
+    let mut last = rt.metrics().monitor_wakes;
+    for _ in 0..500 {
+        std::thread::sleep(Duration::from_millis(20));
+        let now = rt.metrics().monitor_wakes;
+        if now == last && rt.metrics().threads_idle >= 1 {
+            return;
+        }
+        last = now;
+    }
+    panic!("the monitor kept waking for 10 s in an idle runtime");
+}
+
+/// standby.rs: a call entered after a quiet spell, with an idle thread to
+/// take its slot, is timed and retaken by that thread; the monitor is not
+/// woken (one wake-up on the hand-off path instead of two in series). An
+/// attempt may find the idle thread busy re-listing itself, and then the
+/// monitor retakes as before: three attempts.
+#[test]
+fn standby_retakes_after_a_quiet_spell_without_the_monitor() {
+    watchdog(60, "standby retake", || {
+        let rt = Runtime::builder().worker_threads(1).build().unwrap();
+        // A first retake starts the second thread, which then idles.
+        retake_round(&rt);
+        let mut attempts = Vec::new();
+        for _ in 0..3 {
+            wait_monitor_asleep(&rt);
+            let m0 = rt.metrics();
+            retake_round(&rt);
+            let m1 = rt.metrics();
+            assert!(m1.retakes > m0.retakes, "{m1:?}");
+            assert_eq!(m1.threads_spawned, m0.threads_spawned, "{m1:?}");
+            let wakes = m1.monitor_wakes - m0.monitor_wakes;
+            if wakes == 0 {
+                return;
+            }
+            attempts.push(wakes);
+        }
+        panic!("every retake after a quiet spell woke the monitor: {attempts:?} wakes");
+    });
+}
+
 /// After a retake, A's call returns while the only slot is busy (B spins in
 /// its poll until A's call has returned): A's exit is slow; its result
 /// arrives intact, and every other task runs exactly once.

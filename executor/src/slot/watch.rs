@@ -123,9 +123,17 @@ impl Signal {
     /// `Syscall` store. `eager`: the call could need a retake as soon as
     /// it lasts `retake_after` (its slot has local work, or nobody else
     /// could take new work); otherwise it is due at `LAZY_LOOK`. One load
-    /// and a compare unless the monitor sleeps past the call's due time.
+    /// and a compare unless the monitor sleeps past the call's due time;
+    /// then an eager call first offers itself to `standby(due)`
+    /// (`standby.rs`: an idle thread times it), and only if that declines
+    /// is the monitor woken.
     #[inline]
-    pub(crate) fn call_entered(&self, stamp: Stamp, eager: bool) {
+    pub(crate) fn call_entered(
+        &self,
+        stamp: Stamp,
+        eager: bool,
+        standby: impl FnOnce(Stamp) -> bool,
+    ) {
         let budget = if eager {
             self.retake_after
         } else {
@@ -138,6 +146,9 @@ impl Signal {
         // Relaxed: ordered by the fence above.
         let look = self.next_look.load(Ordering::Relaxed);
         if look > due {
+            if eager && standby(due) {
+                return;
+            }
             self.wake_for(due, look);
         }
     }
@@ -241,7 +252,7 @@ mod tests {
     use super::super::state::Status;
     use super::super::Slot;
     use super::*;
-    use crate::loom::{thread, Arc};
+    use crate::loom::{thread, Arc, AtomicBool};
 
     const R: u64 = 20;
 
@@ -289,7 +300,7 @@ mod tests {
             let enter = thread::spawn(move || {
                 let stamp = 5;
                 let _tick = s2.enter_call(Box::new(7), stamp);
-                sig2.call_entered(stamp, true);
+                sig2.call_entered(stamp, true, |_| false);
             });
             assert!(monitor_round(&s, &sig, look, 0), "the monitor saw the call");
             enter.join().unwrap();
@@ -309,7 +320,7 @@ mod tests {
                 let (s, sig) = (s.clone(), sig.clone());
                 thread::spawn(move || {
                     let _tick = s.enter_call(Box::new(1), 5);
-                    sig.call_entered(5, true);
+                    sig.call_entered(5, true, |_| false);
                 })
             };
             // The monitor is asleep with no deadline (published before the
@@ -326,6 +337,46 @@ mod tests {
         });
     }
 
+    /// An eager call entered while the monitor goes to sleep with no
+    /// deadline, with a standby retaker (`standby.rs`) that takes the call
+    /// or declines it (no idle thread): in every interleaving the call is
+    /// seen by the monitor's re-check, or wakes the monitor, or is given to
+    /// the standby — never none of them, and never both wakes.
+    #[test]
+    fn loom_watch_enter_standby() {
+        for takes in [true, false] {
+            loom::model(move || {
+                let s = slot();
+                let sig = Arc::new(Signal::new(R, 4 * R));
+                // The monitor was awake (its last deadline has passed).
+                sig.publish(1);
+                let given = Arc::new(AtomicBool::new(false));
+                let (s2, sig2, g2) = (s.clone(), sig.clone(), given.clone());
+                let enter = thread::spawn(move || {
+                    let _tick = s2.enter_call(Box::new(7), 5);
+                    sig2.call_entered(5, true, |due| {
+                        assert_eq!(due, 5 + R, "the standby waits for the eager due time");
+                        // Relaxed: read after the join.
+                        g2.store(takes, Ordering::Relaxed);
+                        takes
+                    });
+                });
+                // The monitor's steps 1-2 before a sleep with no deadline.
+                sig.publish(NEVER);
+                let w = s.state.load();
+                let saw = w.status() == Status::Syscall && w.tick() != 0;
+                enter.join().unwrap();
+                let woken = sig.was_woken();
+                let given = given.load(Ordering::Relaxed);
+                assert!(saw || woken || given, "a call that nobody times");
+                assert!(
+                    !(woken && given),
+                    "the monitor was woken for a call a standby took"
+                );
+            });
+        }
+    }
+
     /// A monitor that will look before the call is due is not woken: the
     /// enter's fast path makes no system call.
     #[test]
@@ -337,7 +388,7 @@ mod tests {
             let (s2, sig2) = (s.clone(), sig.clone());
             let enter = thread::spawn(move || {
                 let _tick = s2.enter_call(Box::new(7), 5);
-                sig2.call_entered(5, true); // due 25 >= 10
+                sig2.call_entered(5, true, |_| panic!("no wake needed")); // due 25 >= 10
             });
             enter.join().unwrap();
             assert!(!sig.was_woken());
