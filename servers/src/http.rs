@@ -351,7 +351,14 @@ pub fn respond(
     keep_alive: bool,
     minor: u8,
 ) {
-    respond_head(out, status, content_type, body.len() as u64, keep_alive, minor);
+    respond_head(
+        out,
+        status,
+        content_type,
+        body.len() as u64,
+        keep_alive,
+        minor,
+    );
     if !head_only {
         out.extend_from_slice(body);
     }
@@ -652,7 +659,10 @@ impl<R: Rt> Http<R> {
             Action::File(path) => {
                 let first = if head { 0 } else { FILE_CHUNK };
                 return match self.rt.open_file(path.clone(), first).await {
-                    Ok(f) => self.send_file(c, f, content_type(&path), head, keep, minor).await,
+                    Ok(f) => {
+                        self.send_file(c, f, content_type(&path), head, keep, minor)
+                            .await
+                    }
                     Err(e) => {
                         let (code, body): (u16, &[u8]) = match e {
                             e if e.kind() == io::ErrorKind::NotFound => (404, b"not found\n"),
@@ -1010,6 +1020,111 @@ mod tests {
             assert!(all.contains("HTTP/1.1 400 Bad Request"), "{all}");
             assert_eq!(all.matches("HTTP/1.1").count(), 2, "nothing after the 400");
         });
+    }
+
+    /// `Threads`, counting the file bytes the server has read.
+    #[derive(Clone)]
+    struct Counting(Arc<std::sync::atomic::AtomicU64>);
+
+    impl Rt for Counting {
+        fn spawn<F: std::future::Future<Output = ()> + Send + 'static>(&self, fut: F) {
+            Threads.spawn(fut)
+        }
+        fn blocking<F, R>(&self, f: F) -> impl std::future::Future<Output = R> + Send
+        where
+            F: FnOnce() -> R + Send + 'static,
+            R: Send + 'static,
+        {
+            Threads.blocking(f)
+        }
+        fn sleep(&self, d: Duration) -> impl std::future::Future<Output = ()> + Send {
+            Threads.sleep(d)
+        }
+        async fn open_file(
+            &self,
+            path: PathBuf,
+            first: usize,
+        ) -> io::Result<crate::rt::OpenedFile> {
+            let f = crate::rt::OpenedFile::open(&path, first)?;
+            self.0
+                .fetch_add(f.head.len() as u64, std::sync::atomic::Ordering::SeqCst);
+            Ok(f)
+        }
+        async fn read_file_at(
+            &self,
+            file: Arc<std::fs::File>,
+            offset: u64,
+            max: usize,
+        ) -> io::Result<Vec<u8>> {
+            let v = crate::rt::read_at(&file, offset, max)?;
+            self.0
+                .fetch_add(v.len() as u64, std::sync::atomic::Ordering::SeqCst);
+            Ok(v)
+        }
+    }
+
+    /// A 3 MiB file is streamed: the server reads it only as far ahead of
+    /// the client as its buffers allow (checked after every read of a
+    /// client that reads slowly), the body arrives intact, and the next
+    /// pipelined response follows it.
+    #[test]
+    fn large_files_are_streamed_as_the_client_reads() {
+        const LEN: usize = 3 << 20;
+        const PIPE: usize = 16 * 1024;
+        let dir = std::env::temp_dir().join(format!("handoff-stream-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let data: Vec<u8> = (0..LEN).map(|i| (i * 7 % 251) as u8).collect();
+        std::fs::write(dir.join("big.bin"), &data).unwrap();
+        let read = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (mut c, server) = pipe(PIPE);
+        let svc = Arc::new(Http::new(Counting(read.clone()), HttpConfig::demo(&dir)));
+        std::thread::spawn(move || {
+            futures::executor::block_on(svc.serve(server, Activity::detached()))
+        });
+        let got = futures::executor::block_on(async {
+            c.write_all(
+                b"GET /file/big.bin HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\nConnection: close\r\n\r\n",
+            )
+            .await
+            .unwrap();
+            let mut got = Vec::new();
+            let mut buf = vec![0u8; 4096];
+            loop {
+                let n = c.read(&mut buf).await.unwrap();
+                if n == 0 {
+                    break;
+                }
+                got.extend_from_slice(&buf[..n]);
+                // What the server read of the file is at most what the
+                // client received, plus the pipe, the output buffer and
+                // the chunk being appended.
+                let ahead = (PIPE + OUT_HIGH_WATER + 2 * FILE_CHUNK) as u64;
+                let r = read.load(std::sync::atomic::Ordering::SeqCst);
+                assert!(
+                    r <= got.len() as u64 + ahead,
+                    "read {r} bytes of the file with {} received",
+                    got.len()
+                );
+            }
+            got
+        });
+        let head_end = got.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        let head = String::from_utf8_lossy(&got[..head_end]);
+        assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
+        assert!(
+            head.contains(&format!("Content-Length: {LEN}\r\n")),
+            "{head}"
+        );
+        assert!(
+            got[head_end..head_end + LEN] == data[..],
+            "the body differs"
+        );
+        let rest = String::from_utf8_lossy(&got[head_end + LEN..]);
+        assert!(
+            rest.starts_with("HTTP/1.1 200 OK") && rest.ends_with("Hello, world!\n"),
+            "{rest}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -157,7 +157,11 @@ impl OpenedFile {
             return Err(io::Error::from_raw_os_error(libc::EISDIR));
         }
         let len = meta.len();
-        let head = read_at(&file, 0, first.min(usize::try_from(len).unwrap_or(usize::MAX)))?;
+        let head = read_at(
+            &file,
+            0,
+            first.min(usize::try_from(len).unwrap_or(usize::MAX)),
+        )?;
         Ok(OpenedFile {
             file: Arc::new(file),
             len,
