@@ -51,6 +51,8 @@ mod slot;
 mod sys;
 pub mod task;
 #[cfg(not(loom))]
+mod thread_state;
+#[cfg(not(loom))]
 mod trace;
 #[cfg(not(loom))]
 mod worker;

@@ -112,6 +112,7 @@ use crate::loom::{Arc, Ordering};
 use crate::slot::state::Status;
 use crate::slot::watch::{Woke, LAZY_LOOK, NEVER};
 use crate::sys;
+use crate::thread_state::{self, Probe, Sample, Verdict};
 use std::time::{Duration, Instant};
 
 /// A call that lasted this long is retaken even when idle slots could take
@@ -257,6 +258,9 @@ struct Seen {
     recheck: Stamp,
     /// How many times the retake rule spared this call.
     spared: u32,
+    /// The call's thread was found waiting for a CPU: its first sample
+    /// (`thread_state.rs`); `None` until then.
+    waiting: Option<Sample>,
 }
 
 fn min_stamp(a: Stamp, b: Stamp) -> Stamp {
@@ -281,6 +285,7 @@ fn run(shared: Arc<Shared>) {
     let mut polled_eager = false;
     let mut seen = vec![Seen::default(); shared.slots.len()];
     let mut trace = cfg.schedtrace.map(crate::trace::Trace::new);
+    let mut probe = Probe::new();
     let mut woke = Woke::Signalled;
     while !shared.is_shutdown() {
         Counters::bump(&shared.counters.monitor_wakes);
@@ -316,6 +321,7 @@ fn run(shared: Arc<Shared>) {
                         0
                     },
                     spared: 0,
+                    waiting: None,
                 };
             }
             let due = entry
@@ -323,10 +329,6 @@ fn run(shared: Arc<Shared>) {
                 .max(seen.recheck);
             if now < due {
                 next = min_stamp(next, due);
-                continue;
-            }
-            if !seen_before {
-                confirm = true;
                 continue;
             }
             let lasted_long = now.wrapping_sub(entry) >= long_call;
@@ -337,8 +339,47 @@ fn run(shared: Arc<Shared>) {
                 next = min_stamp(next, seen.recheck.min(entry.wrapping_add(long_call)));
                 continue;
             }
+            // Is the thread blocked, computing, or only waiting for a CPU
+            // (`thread_state.rs`)? Relaxed: see `Slot::run_on`.
+            let tid = slot.thread.load(Ordering::Relaxed);
+            let first_look = seen.waiting.is_none();
+            let look = match seen.waiting {
+                None => probe.look(tid),
+                Some(first) => probe.look_again(tid, first),
+            };
+            let mut starved = false;
+            match thread_state::judge(look, &mut seen.waiting, cfg.retake_after) {
+                Verdict::Retake => {}
+                // No look possible: the rule from before (`Seen`).
+                Verdict::Unknown if seen_before || lasted_long => {}
+                Verdict::Unknown => {
+                    confirm = true;
+                    continue;
+                }
+                // Waited for a CPU since an earlier look, for `LONG_CALL`:
+                // retaken to bound its slot's wait, but the call itself may
+                // be short (the exit tells learning so: `Slot::starved`).
+                Verdict::Wait(_) if lasted_long => starved = !first_look,
+                Verdict::Wait(gap) => {
+                    if first_look {
+                        Counters::bump(&shared.counters.retakes_deferred);
+                    }
+                    let at = now.wrapping_add(clock::to_stamps(gap));
+                    seen.recheck = at.min(entry.wrapping_add(long_call));
+                    next = min_stamp(next, seen.recheck);
+                    continue;
+                }
+            }
+            if starved {
+                // Relaxed: a hint for the exit (`Slot::starved`); stored
+                // before the CAS, so a thread that loses to it usually sees it.
+                slot.starved.store(tick, Ordering::Relaxed);
+            }
             if let Some(core) = slot.retake(tick) {
                 Counters::bump(&shared.counters.retakes);
+                if starved {
+                    Counters::bump(&shared.counters.retakes_starved);
+                }
                 shared.handoff(core);
             }
         }
