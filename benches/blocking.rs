@@ -314,9 +314,10 @@ fn per_call() {
     ];
     let threads = [
         format!(
-            "{} spawned ({} retakes, {} deferred)",
+            "{} spawned ({} retakes, {} starved, {} deferred)",
             ours1.threads_spawned - ours0.threads_spawned,
             ours1.retakes - ours0.retakes,
+            ours1.retakes_starved - ours0.retakes_starved,
             ours1.retakes_deferred - ours0.retakes_deferred
         ),
         format!("+{} (now {bip_peak})", bip_peak - bip0),

@@ -342,7 +342,6 @@ fn run(shared: Arc<Shared>) {
             // Is the thread blocked, computing, or only waiting for a CPU
             // (`thread_state.rs`)? Relaxed: see `Slot::run_on`.
             let tid = slot.thread.load(Ordering::Relaxed);
-            let first_look = seen.waiting.is_none();
             let look = match seen.waiting {
                 None => probe.look(tid),
                 Some(first) => probe.look_again(tid, first),
@@ -356,14 +355,18 @@ fn run(shared: Arc<Shared>) {
                     confirm = true;
                     continue;
                 }
+                Verdict::Yield if !lasted_long => {
+                    Counters::bump(&shared.counters.retakes_deferred);
+                    confirm = true;
+                    continue;
+                }
+                // First look at 10 ms and runnable: it may be computing.
+                Verdict::Yield => {}
                 // Waited for a CPU since an earlier look, for `LONG_CALL`:
                 // retaken to bound its slot's wait, but the call itself may
                 // be short (the exit tells learning so: `Slot::starved`).
-                Verdict::Wait(_) if lasted_long => starved = !first_look,
+                Verdict::Wait(_) if lasted_long => starved = true,
                 Verdict::Wait(gap) => {
-                    if first_look {
-                        Counters::bump(&shared.counters.retakes_deferred);
-                    }
                     let at = now.wrapping_add(clock::to_stamps(gap));
                     seen.recheck = at.min(entry.wrapping_add(long_call));
                     next = min_stamp(next, seen.recheck);

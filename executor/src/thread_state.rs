@@ -25,8 +25,11 @@
 //!    it is blocked (or stopped): retake.
 //! 3. `R` is "on a CPU or waiting for one". Sample the thread's CPU clock
 //!    (`clock_gettime` on its `CPUCLOCK_SCHED` clock: up to date even while
-//!    it runs) and look again after `retake_after` (doubling up to
-//!    `WAITING_RECHECK_MAX` while the clock stands still). The call is
+//!    it runs), yield and look again at once (the monitor's own wake-up may
+//!    have preempted the thread: measured, a quarter of the 20 ms sleeps of
+//!    the hand-off benchmark were still `R` at the first look, about to
+//!    block), then after `retake_after`, doubling up to
+//!    `WAITING_RECHECK_MAX` while the clock stands still. The call is
 //!    computing once it used `PROGRESS` (100 µs) of CPU since the first
 //!    sample: retake. A look that finds it blocked by then retakes too.
 //! 4. Whatever the looks say, the call is retaken once it lasted
@@ -120,6 +123,9 @@ pub(crate) struct Sample {
 pub(crate) enum Verdict {
     /// Retake now (blocked or computing).
     Retake,
+    /// Runnable, first look: let the CPU go (the monitor may have woken on
+    /// the thread's CPU and preempted it) and look again at once.
+    Yield,
     /// Runnable, not computing yet: look again after this long.
     Wait(Duration),
     /// The look had no answer: apply the old rule.
@@ -155,7 +161,7 @@ pub(crate) fn judge(look: Look, first: &mut Option<Sample>, retake_after: Durati
                     last_ns: cpu_ns,
                     looks: 0,
                 });
-                Verdict::Wait(backoff(retake_after, 0))
+                Verdict::Yield
             }
         },
     }
@@ -314,9 +320,10 @@ mod tests {
         // Runnable: sampled, then looked at again with doubling gaps while
         // its CPU clock stands still (waiting for a CPU).
         let r = |cpu_ns| Look::Runnable { cpu_ns };
-        assert_eq!(judge(r(1000), &mut first, ra), Verdict::Wait(ra));
+        assert_eq!(judge(r(1000), &mut first, ra), Verdict::Yield);
         assert_eq!(judge(r(1000), &mut first, ra), Verdict::Wait(ra * 2));
         assert_eq!(judge(r(1000), &mut first, ra), Verdict::Wait(ra * 4));
+        assert_eq!(judge(r(1000), &mut first, ra), Verdict::Wait(ra * 8));
         for _ in 0..20 {
             assert!(
                 matches!(judge(r(1000), &mut first, ra), Verdict::Wait(d) if d <= WAITING_RECHECK_MAX)
