@@ -332,9 +332,11 @@ fn per_call() {
     ];
     let threads = [
         format!(
-            "{} spawned ({} retakes)",
+            "{} spawned ({} retakes, {} starved, {} deferred)",
             ours1.threads_spawned - ours0.threads_spawned,
-            ours1.retakes - ours0.retakes
+            ours1.retakes - ours0.retakes,
+            ours1.retakes_starved - ours0.retakes_starved,
+            ours1.retakes_deferred - ours0.retakes_deferred
         ),
         format!("+{} (now {bip_peak})", bip_peak - bip0),
         format!("+{} (now {sb_peak})", sb_peak - sb0),

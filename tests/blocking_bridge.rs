@@ -161,6 +161,52 @@ fn retake_lets_the_task_queued_behind_run_during_the_call() {
 }
 
 #[test]
+fn a_computing_closure_is_retaken_and_the_task_behind_it_runs() {
+    watchdog(60, "retake of a computing call", || {
+        // One slot. A's closure computes (spins, never blocks) until B has
+        // run, so its thread stays runnable for the whole call: the monitor
+        // must tell "computing" (its CPU clock moves on) from "waiting for a
+        // CPU" (executor/src/thread_state.rs) and retake it. B can only run
+        // on the slot handed to another thread.
+        let rt = Runtime::builder().worker_threads(1).build().unwrap();
+        let before = rt.metrics();
+        let (a_tid, b_tid) = rt
+            .block_on(rt.spawn(async {
+                let b_tid = Arc::new(AtomicUsize::new(0));
+                let seen = b_tid.clone();
+                let b =
+                    handoff::spawn(async move { seen.store(gettid() as usize, Ordering::SeqCst) });
+                let a_tid = gettid();
+                let got = handoff::blocking(move || {
+                    let start = Instant::now();
+                    loop {
+                        let tid = b_tid.load(Ordering::SeqCst);
+                        if tid != 0 {
+                            return Some(tid as i64);
+                        }
+                        if start.elapsed() > PATIENCE {
+                            return None;
+                        }
+                        std::hint::spin_loop();
+                    }
+                })
+                .await;
+                b.await.unwrap();
+                (a_tid, got)
+            }))
+            .unwrap();
+        let b_tid =
+            b_tid.expect("B did not run while A's closure computed: the slot was not retaken");
+        assert_ne!(a_tid, b_tid, "B ran on the thread the slot was handed to");
+        let after = rt.metrics();
+        assert!(
+            after.retakes > before.retakes,
+            "metrics().retakes did not count it"
+        );
+    });
+}
+
+#[test]
 fn slow_exit_requeues_the_task_and_keeps_the_result() {
     watchdog(60, "slow exit", || {
         let rt = Runtime::builder().worker_threads(1).build().unwrap();

@@ -94,9 +94,9 @@ pub(crate) fn run_at<R>(call: Call, site: Option<Site>, f: impl FnOnce() -> R) -
     // AssertUnwindSafe: a panic is never swallowed; it is resumed into the task
     // (now or on the next poll), which sees it exactly as if uncaught.
     let out = catch_unwind(AssertUnwindSafe(f));
-    let exit = syscall.exit();
+    let (exit, cause) = syscall.exit_with_cause();
     if let Some(site) = site {
-        site.learn(call, exit);
+        site.learn(call, exit, cause);
     }
     match exit {
         Exit::Fast | Exit::IdleSlot => match out {

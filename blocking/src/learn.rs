@@ -25,7 +25,12 @@
 //! 4. After a `Short` call ([`Site::learn`]): the slot was retaken (exit
 //!    `IdleSlot` or `Slow`) → score += [`RETAKEN_STEP`] (saturating at
 //!    [`MAX`]); the slot was still ours (`Fast`) → score -= 1. A `Long` call
-//!    teaches nothing (its slot was handed off whatever its length).
+//!    teaches nothing (its slot was handed off whatever its length), nor
+//!    does a call retaken only because its thread waited 10 ms for a CPU
+//!    (`Retaken::Starved`: a preempted `getpid` on a busy machine). Several
+//!    workers starved at once would otherwise add `RETAKEN_STEP` each and
+//!    promote a site of 200 ns calls, whose every call would then hand its
+//!    slot off (and start threads) until three probes demote it.
 //!
 //! So a site whose calls are retaken twice in a row is promoted; a promoted
 //! site whose probes come back fast three times is demoted again (about
@@ -54,7 +59,7 @@ use std::panic::Location;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::OnceLock;
 
-use handoff_executor::bridge::{Call, Exit};
+use handoff_executor::bridge::{Call, Exit, Retaken};
 
 /// Entries in the score table. 1024 bytes: far more distinct hot call sites
 /// than a server has, so collisions are rare, and the table stays in L1/L2.
@@ -169,8 +174,8 @@ impl Site {
 
     /// Learns from how a call entered as `call` exited (step 4).
     #[inline]
-    pub(crate) fn learn(self, call: Call, exit: Exit) {
-        if call != Call::Short {
+    pub(crate) fn learn(self, call: Call, exit: Exit, cause: Retaken) {
+        if call != Call::Short || cause == Retaken::Starved {
             return;
         }
         let score = self.score();
@@ -206,20 +211,31 @@ mod tests {
     fn two_retakes_promote_and_fast_probes_demote() {
         let site = here();
         assert_eq!(site.call(), Call::Short);
-        site.learn(Call::Short, Exit::Slow);
+        site.learn(Call::Short, Exit::Slow, Retaken::Lasted);
         assert_eq!(site.call(), Call::Short, "one retake does not promote");
-        site.learn(Call::Short, Exit::IdleSlot);
+        site.learn(Call::Short, Exit::IdleSlot, Retaken::Lasted);
         assert!(site.current() >= PROMOTE);
         // Promoted: most calls are Long, one in PROBE_EVERY is a Short probe.
         let calls: Vec<Call> = (0..PROBE_EVERY * 2).map(|_| site.call()).collect();
         let probes = calls.iter().filter(|c| **c == Call::Short).count();
         assert_eq!(probes, 2, "{calls:?}");
         // Long calls teach nothing; fast probes demote.
-        site.learn(Call::Long, Exit::Slow);
+        site.learn(Call::Long, Exit::Slow, Retaken::No);
         for _ in 0..MAX {
-            site.learn(Call::Short, Exit::Fast);
+            site.learn(Call::Short, Exit::Fast, Retaken::No);
         }
         assert_eq!(site.current(), 0);
+        assert_eq!(site.call(), Call::Short);
+    }
+
+    #[test]
+    fn a_starved_retake_teaches_nothing() {
+        let site = here();
+        for _ in 0..4 {
+            site.learn(Call::Short, Exit::Slow, Retaken::Starved);
+            site.learn(Call::Short, Exit::IdleSlot, Retaken::Starved);
+        }
+        assert_eq!(site.current(), 0, "starved retakes must not promote");
         assert_eq!(site.call(), Call::Short);
     }
 
@@ -228,7 +244,7 @@ mod tests {
         let site = here();
         for _ in 0..100 {
             assert_eq!(site.call(), Call::Short);
-            site.learn(Call::Short, Exit::Fast);
+            site.learn(Call::Short, Exit::Fast, Retaken::No);
         }
         assert_eq!(site.current(), 0);
     }

@@ -182,6 +182,30 @@ pub fn enter(call: Call) -> Option<Syscall> {
     })
 }
 
+/// Why a call's slot was taken from it, as far as the monitor could tell
+/// ([`Syscall::exit_with_cause`]); call-site learning counts only `Lasted`.
+///
+/// ```
+/// use handoff_executor::bridge::Retaken;
+/// fn teaches_that_the_call_blocks(r: Retaken) -> bool {
+///     r == Retaken::Lasted
+/// }
+/// assert!(!teaches_that_the_call_blocks(Retaken::Starved));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Retaken {
+    /// Not retaken: a `Fast` exit, or a `Long` call (its slot was handed
+    /// off at entry, whatever the call did).
+    No,
+    /// Retaken because the call lasted: its thread blocked in the kernel or
+    /// computed (or the monitor could not look at it).
+    Lasted,
+    /// Retaken only because its thread waited 10 ms for a CPU (preempted on
+    /// a busy machine): the slot's tasks may not wait longer, but the call
+    /// itself may have been short.
+    Starved,
+}
+
 impl Syscall {
     /// Leaves the call (Go's `exitsyscall`). See the module header for what
     /// each [`Exit`] asks of the caller.
@@ -200,19 +224,46 @@ impl Syscall {
     /// ```
     #[inline]
     pub fn exit(self) -> Exit {
+        self.exit_with_cause().0
+    }
+
+    /// [`exit`](Syscall::exit), also telling why the slot was retaken, for
+    /// callers that learn from it (`handoff-blocking`'s call-site learning).
+    ///
+    /// ```
+    /// use handoff_executor::bridge::{enter, Call, Exit, Retaken};
+    /// let rt = handoff_executor::Runtime::new().unwrap();
+    /// let (exit, cause) = rt.block_on(async {
+    ///     handoff_executor::spawn(async {
+    ///         let call = enter(Call::Short).expect("a task on a worker holds a slot");
+    ///         call.exit_with_cause()
+    ///     })
+    ///     .await
+    ///     .unwrap()
+    /// });
+    /// assert_eq!((exit, cause), (Exit::Fast, Retaken::No));
+    /// ```
+    #[inline]
+    pub fn exit_with_cause(self) -> (Exit, Retaken) {
         context::with_worker(|w| {
             let w = w.expect("Syscall::exit ran on a thread that is not a worker: exit on the thread that entered");
             let shared = &*w.shared;
             w.thread.in_call.store(false, Ordering::Relaxed);
-            if let Some((index, tick)) = self.old {
-                let slot = &shared.slots[index];
-                if let Some(core) = slot.exit_call(tick) {
-                    slot.counters.fast_exits.incr();
-                    w.core.set(Some(core));
-                    return Exit::Fast;
-                }
+            let Some((index, tick)) = self.old else {
+                return (exit_slow(w), Retaken::No);
+            };
+            let slot = &shared.slots[index];
+            if let Some(core) = slot.exit_call(tick) {
+                slot.counters.fast_exits.incr();
+                w.core.set(Some(core));
+                return (Exit::Fast, Retaken::No);
             }
-            exit_slow(w)
+            let cause = if slot.was_starved(tick) {
+                Retaken::Starved
+            } else {
+                Retaken::Lasted
+            };
+            (exit_slow(w), cause)
         })
     }
 }
@@ -223,7 +274,7 @@ fn exit_slow(w: &context::WorkerCx) -> Exit {
     if !shared.is_shutdown() {
         if let Some(core) = shared.idle.pop_core() {
             let slot = &shared.slots[core.index];
-            slot.state.transition_to_running();
+            slot.run_on(w.tid);
             slot.counters.idle_slot_exits.incr();
             w.core.set(Some(core));
             return Exit::IdleSlot;

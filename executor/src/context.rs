@@ -19,6 +19,9 @@ use std::ptr;
 /// whole life; only that thread touches `core`.
 pub(crate) struct WorkerCx {
     pub(crate) shared: Arc<Shared>,
+    /// This thread's OS id, read once at thread start; stored in a slot's
+    /// `thread` when this thread takes its core (`Slot::run_on`).
+    pub(crate) tid: u32,
     /// The core this thread holds while it polls a task; `None` while it
     /// holds none (idle, or inside a blocking call, or after a slow exit).
     pub(crate) core: Cell<Option<Box<Core>>>,

@@ -52,6 +52,8 @@ pub(crate) struct Counters {
     pub(crate) thread_spawn_failures: AtomicU64,
     pub(crate) slow_exits: AtomicU64,
     pub(crate) retakes: AtomicU64,
+    pub(crate) retakes_deferred: AtomicU64,
+    pub(crate) retakes_starved: AtomicU64,
     pub(crate) handoffs: AtomicU64,
     pub(crate) long_handoffs: AtomicU64,
     pub(crate) spawn_blocking_tasks: AtomicU64,

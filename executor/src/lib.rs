@@ -53,6 +53,8 @@ mod standby;
 mod sys;
 pub mod task;
 #[cfg(not(loom))]
+mod thread_state;
+#[cfg(not(loom))]
 mod trace;
 #[cfg(not(loom))]
 mod worker;

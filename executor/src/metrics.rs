@@ -72,6 +72,16 @@ pub struct Metrics {
     pub blocking_slow_exits: u64,
     /// Slots the monitor took back from a call that lasted.
     pub retakes: u64,
+    /// Late calls the monitor did not retake at once because their thread
+    /// was runnable with no CPU progress: preempted, waiting for a CPU (a
+    /// retake would not help it; it is retaken if it starts computing or
+    /// blocks, or after 10 ms). Counted once per call.
+    pub retakes_deferred: u64,
+    /// Retakes (counted in `retakes` too) of a call whose thread was still
+    /// waiting for a CPU after 10 ms: the slot's tasks may wait no longer,
+    /// but the call itself may have been short, so call-site learning
+    /// ignores it.
+    pub retakes_starved: u64,
     /// Slots handed to another thread (after a retake or by `blocking_long`).
     pub handoffs: u64,
     /// `blocking_long` calls that handed their slot off on entry.
@@ -116,6 +126,8 @@ impl Metrics {
         m.thread_spawn_failures = g(&c.thread_spawn_failures);
         m.blocking_slow_exits = g(&c.slow_exits);
         m.retakes = g(&c.retakes);
+        m.retakes_deferred = g(&c.retakes_deferred);
+        m.retakes_starved = g(&c.retakes_starved);
         m.handoffs = g(&c.handoffs);
         m.long_handoffs = g(&c.long_handoffs);
         m.monitor_wakes = g(&c.monitor_wakes);

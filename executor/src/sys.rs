@@ -12,6 +12,9 @@
 //! - `prctl(PR_SET_TIMERSLACK, 1)`: the monitor's timed waits would otherwise
 //!   be stretched by Linux's default 50 µs timer slack, more than the whole
 //!   20 µs retake budget.
+//! - `gettid`, `pread` of `/proc/self/task/<tid>/stat` and `clock_gettime`
+//!   on another thread's CPU clock: the monitor's look at the thread inside
+//!   a late call (`thread_state.rs`).
 use std::io;
 use std::sync::atomic::AtomicU32;
 use std::time::Instant;
@@ -94,10 +97,56 @@ fn instant_to_timespec(deadline: Instant) -> libc::timespec {
     }
 }
 
-/// Lowers this thread's CPU priority to nice 19 (the monitor: see its header).
-pub(crate) fn set_lowest_priority() -> io::Result<()> {
+/// The calling thread's id (a worker publishes it at start, for the monitor).
+pub(crate) fn gettid() -> u32 {
     // SAFETY: gettid has no arguments and cannot fail.
     let tid = unsafe { libc::gettid() };
+    tid as u32
+}
+
+/// Reads from `fd` at offset 0 into `buf` (a `/proc` file, re-read in
+/// place); EINTR is retried.
+pub(crate) fn pread0(fd: std::os::fd::BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    loop {
+        // SAFETY: `fd` is an open descriptor for the whole call (borrowed);
+        // `buf` is valid for writes of `buf.len()` bytes.
+        match syscall!(pread(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0)) {
+            Ok(n) => return Ok(n as usize),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// The CPU time thread `tid` of this process has used, in nanoseconds:
+/// `clock_gettime` on its per-thread `CPUCLOCK_SCHED` clock, which the
+/// kernel brings up to date for a thread running right now (unlike
+/// `/proc/.../schedstat`, which lags by up to a scheduler tick).
+pub(crate) fn thread_cpu_time_ns(tid: u32) -> io::Result<u64> {
+    // The kernel's encoding of a thread's CPU clock id (`MAKE_THREAD_CPUCLOCK`
+    // in include/linux/posix-timers.h, what glibc's `pthread_getcpuclockid`
+    // returns): `~tid << 3 | CPUCLOCK_PERTHREAD_MASK | CPUCLOCK_SCHED`.
+    let clock = ((!(tid as libc::clockid_t)) << 3) | 4 | 2;
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    loop {
+        // SAFETY: `ts` is a valid out-pointer; an invalid clock (a thread
+        // that exited) is reported as EINVAL, not undefined behaviour.
+        match syscall!(clock_gettime(clock, &mut ts)) {
+            Ok(_) => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64)
+}
+
+/// Lowers this thread's CPU priority to nice 19 (the monitor: see its header).
+pub(crate) fn set_lowest_priority() -> io::Result<()> {
+    let tid = gettid();
     // SAFETY: setpriority on our own thread id; PRIO_PROCESS with a tid
     // affects only that thread on Linux.
     syscall!(setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 19)).map(drop)

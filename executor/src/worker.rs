@@ -210,6 +210,7 @@ fn thread_main(
     }
     let cx = WorkerCx {
         shared: shared.clone(),
+        tid: crate::sys::gettid(),
         core: std::cell::Cell::new(None),
         thread,
         collecting: std::cell::Cell::new(false),
@@ -237,7 +238,7 @@ fn thread_main(
 impl WorkerCx {
     /// Starts using a core taken off the idle list or handed over.
     fn acquire(&self, core: Box<Core>) -> Box<Core> {
-        self.shared.slots[core.index].state.transition_to_running();
+        self.shared.slots[core.index].run_on(self.tid);
         core
     }
 

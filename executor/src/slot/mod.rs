@@ -21,13 +21,24 @@
 //!   earlier one);
 //! - `steal`: any thread (thieves, the monitor's "has local work" test,
 //!   metrics);
+//! - `thread`: the OS thread id of the thread that last took the core
+//!   (Idle -> Running), written by that thread (`Slot::run_on`), read by
+//!   the monitor to look at the thread inside a late call
+//!   (`thread_state.rs`). A hint: `Relaxed`, 0 until first written;
+//!   written when a thread takes the core, never on the `blocking` fast
+//!   path (whose exit gives the core back to the same thread);
+//! - `starved`: the tick of the last call the monitor retook only because
+//!   its thread waited `LONG_CALL` for a CPU (`monitor.rs`); written by the
+//!   monitor before its retake CAS, read by the thread whose exit lost to
+//!   it (`Slot::was_starved`). A hint (`Relaxed`): a stale read makes
+//!   the retake count as an ordinary one for call-site learning;
 //! - counters: written by the owner only (a load and a store, no RMW: one
 //!   writer at a time), read by metrics.
 pub(crate) mod state;
 pub(crate) mod watch;
 
 use crate::clock::Stamp;
-use crate::loom::{AtomicU64, Ordering, UnsafeCell};
+use crate::loom::{AtomicU32, AtomicU64, Ordering, UnsafeCell};
 use crate::queue::Steal;
 use state::{ExitCas, Retake, State};
 
@@ -73,6 +84,8 @@ pub(crate) struct SlotCounters {
 pub(crate) struct Slot<C, T> {
     pub(crate) state: State,
     pub(crate) stamp: AtomicU64,
+    pub(crate) thread: AtomicU32,
+    pub(crate) starved: AtomicU64,
     core: UnsafeCell<Option<Box<C>>>,
     pub(crate) steal: Steal<T>,
     pub(crate) counters: SlotCounters,
@@ -89,10 +102,24 @@ impl<C, T> Slot<C, T> {
         Slot {
             state: State::new(),
             stamp: AtomicU64::new(0),
+            thread: AtomicU32::new(0),
+            starved: AtomicU64::new(0),
             core: UnsafeCell::new(None),
             steal,
             counters: SlotCounters::default(),
         }
+    }
+
+    /// Thread `tid` took the slot's core (off the idle list, handed over,
+    /// or by an exit that found it idle): Idle -> Running, and the monitor
+    /// will look at `tid` if a call of this slot is late.
+    pub(crate) fn run_on(&self, tid: u32) {
+        // Relaxed: a hint for the monitor, which reads it after the Acquire
+        // load of the `Syscall` word this thread stores later (`enter`'s
+        // Release store publishes it); a stale value only misdirects a look
+        // at a call whose tick has moved on, whose retake CAS then fails.
+        self.thread.store(tid, Ordering::Relaxed);
+        self.state.transition_to_running();
     }
 
     /// The owner parks its core here and moves the slot to `Syscall`
@@ -117,6 +144,13 @@ impl<C, T> Slot<C, T> {
             ExitCas::Won => self.core.with_mut(|p| unsafe { (*p).take() }),
             ExitCas::Lost => None,
         }
+    }
+
+    /// Was call `tick`, whose exit lost the slot, retaken only because its
+    /// thread waited for a CPU (`starved` above)?
+    pub(crate) fn was_starved(&self, tick: u64) -> bool {
+        // Relaxed: a hint (module header).
+        self.starved.load(Ordering::Relaxed) == tick
     }
 
     /// The monitor (or shutdown) retakes the slot from call `tick`.
