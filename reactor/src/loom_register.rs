@@ -36,7 +36,7 @@ fn loom_register_waker_vs_event_never_loses_the_wake() {
 
         let (w2, s2) = (word.clone(), slot.clone());
         let poller = thread::spawn(move || {
-            w2.transition_to_event(Interest::READ);
+            w2.transition_to_event(Interest::READ, false);
             let taken = s2.lock().unwrap().take();
             if let Some(w) = taken {
                 w.wake();

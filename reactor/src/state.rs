@@ -3,10 +3,10 @@
 //! # `Readiness`: one per registered descriptor
 //!
 //! ```text
-//!  63            16 15      3   2          1          0
-//! +----------------+---------+----------+----------+----------+
-//! |      tick      | unused  | SHUTDOWN | WRITABLE | READABLE |
-//! +----------------+---------+----------+----------+----------+
+//!  63            16 15      4       3          2          1          0
+//! +----------------+---------+------------+----------+----------+----------+
+//! |      tick      | unused  | READ_CLOSED| SHUTDOWN | WRITABLE | READABLE |
+//! +----------------+---------+------------+----------+----------+----------+
 //! ```
 //!
 //! - `READABLE` is set by the poller when epoll reports `EPOLLIN`, `EPOLLPRI`,
@@ -14,6 +14,14 @@
 //!   return without `EAGAIN`). Cleared by a reader that got `EAGAIN`.
 //! - `WRITABLE` is set on `EPOLLOUT`, `EPOLLHUP` or `EPOLLERR`; cleared by a
 //!   writer that got `EAGAIN`.
+//! - `READ_CLOSED` is set with `READABLE` when the event also has
+//!   `EPOLLRDHUP`, `EPOLLHUP` or `EPOLLERR`: the read side will not block
+//!   again (end of file or an error). Never cleared, and a read waits on
+//!   `READABLE | READ_CLOSED`. It is what makes clearing `READABLE` after a
+//!   *short* read safe (`io.rs`, "Short reads"): when data and the peer's FIN
+//!   come in one edge, the short read takes the data, `READABLE` is cleared,
+//!   and no further edge will come for the end of file; `READ_CLOSED` keeps
+//!   the next read going to the kernel, which returns 0.
 //! - `SHUTDOWN` is set once when the reactor is dropped; never cleared. It
 //!   makes every later readiness poll fail with an error.
 //! - `tick` counts the poller's deliveries to this word (wrapping, 48 bits).
@@ -63,6 +71,7 @@ impl Interest {
 const READABLE: u64 = 1 << 0;
 const WRITABLE: u64 = 1 << 1;
 const SHUTDOWN: u64 = 1 << 2;
+const READ_CLOSED: u64 = 1 << 3;
 const READY_MASK: u64 = READABLE | WRITABLE;
 const TICK_SHIFT: u32 = 16;
 const TICK_ONE: u64 = 1 << TICK_SHIFT;
@@ -105,14 +114,16 @@ impl Readiness {
         Readiness(AtomicU64::new(0))
     }
 
-    /// The poller delivers an epoll event: adds `interest` bits, bumps the tick.
+    /// The poller delivers an epoll event: adds `interest` bits (and
+    /// `READ_CLOSED` when `read_closed`), bumps the tick.
     ///
     /// AcqRel: the Release half pairs with the Acquire in [`Self::observe`],
     /// so a task that sees the bit also sees everything the poller did before;
     /// the Acquire half orders it after earlier clears.
-    pub(crate) fn transition_to_event(&self, interest: Interest) {
+    pub(crate) fn transition_to_event(&self, interest: Interest, read_closed: bool) {
+        let bits = interest.0 | if read_closed { READ_CLOSED } else { 0 };
         let _ = self.0.fetch_update(AcqRel, Acquire, |cur| {
-            Some((cur | interest.0).wrapping_add(TICK_ONE))
+            Some((cur | bits).wrapping_add(TICK_ONE))
         });
     }
 
@@ -126,27 +137,52 @@ impl Readiness {
     /// in [`Self::transition_to_event`].
     pub(crate) fn observe(&self, interest: Interest) -> Observed {
         let word = self.0.load(Acquire);
+        // A closed read side stays readable (`READ_CLOSED` is never cleared).
+        let bits = if interest.0 & READABLE != 0 {
+            interest.0 | READ_CLOSED
+        } else {
+            interest.0
+        };
         if word & SHUTDOWN != 0 {
             Observed::Shutdown
-        } else if word & interest.0 != 0 {
+        } else if word & bits != 0 {
             Observed::Ready(ReadyEvent { word, interest })
         } else {
             Observed::NotReady
         }
     }
 
-    /// A task got `EAGAIN` after seeing `event`: clears its direction unless
-    /// a newer event arrived. AcqRel on success: the Release half orders
+    /// A task got `EAGAIN` after seeing `event`: clears its direction (for
+    /// a read, `READ_CLOSED` too: the read side does block, so it is not
+    /// closed) unless a newer event arrived. `SHUTDOWN` stays. AcqRel on success: the Release half orders
     /// the failed syscall before the clear as seen by the poller's RMW; the
     /// Acquire on failure pairs with the poller's Release so the retry sees
     /// the new event's effects.
     pub(crate) fn transition_to_cleared(&self, event: ReadyEvent) -> Cleared {
+        let mut mask = event.interest.0 & READY_MASK;
+        if mask & READABLE != 0 {
+            mask |= READ_CLOSED;
+        }
+        self.clear_bits(event, mask)
+    }
+
+    /// A stream read after `event` returned fewer bytes than asked (the
+    /// socket is drained): clears `READABLE` unless a newer event arrived,
+    /// and keeps `READ_CLOSED` (an end of file that came with the data
+    /// brings no further edge). Orderings as [`Self::transition_to_cleared`].
+    pub(crate) fn transition_to_drained(&self, event: ReadyEvent) -> Cleared {
+        self.clear_bits(event, READABLE)
+    }
+
+    /// CAS `mask` out of the word while its tick is the one `event` saw.
+    fn clear_bits(&self, event: ReadyEvent, mask: u64) -> Cleared {
         let mut cur = event.word;
         loop {
             if cur >> TICK_SHIFT != event.word >> TICK_SHIFT {
                 return Cleared::NewEdge;
             }
-            let new = cur & !(event.interest.0 & READY_MASK);
+            let new = cur & !mask;
+            // AcqRel / Acquire: see `transition_to_cleared`.
             match self.0.compare_exchange_weak(cur, new, AcqRel, Acquire) {
                 Ok(_) => return Cleared::Cleared,
                 Err(actual) => cur = actual,
@@ -250,14 +286,14 @@ mod loom_tests {
             let word = Arc::new(Readiness::new());
             let data = Arc::new(AtomicBool::new(false));
             // An earlier event is already delivered (the reader saw it).
-            word.transition_to_event(Interest::READ);
+            word.transition_to_event(Interest::READ, false);
 
             let w2 = word.clone();
             let d2 = data.clone();
             let poller = thread::spawn(move || {
                 // Data arrives in the kernel, then epoll reports the edge.
                 d2.store(true, SeqCst);
-                w2.transition_to_event(Interest::READ);
+                w2.transition_to_event(Interest::READ, false);
             });
 
             // The reader: sees readiness, tries the "syscall", clears on EAGAIN.
@@ -303,9 +339,9 @@ mod loom_tests {
     fn loom_read_clear_keeps_concurrent_write_edge() {
         loom::model(|| {
             let word = Arc::new(Readiness::new());
-            word.transition_to_event(Interest::READ);
+            word.transition_to_event(Interest::READ, false);
             let w2 = word.clone();
-            let poller = thread::spawn(move || w2.transition_to_event(Interest::WRITE));
+            let poller = thread::spawn(move || w2.transition_to_event(Interest::WRITE, false));
             // The reader saw READABLE, its read got EAGAIN; it clears, and
             // retries once if a new edge (the write edge) moved the tick.
             for _ in 0..2 {
@@ -326,6 +362,29 @@ mod loom_tests {
             assert!(
                 matches!(word.observe(Interest::READ), Observed::NotReady),
                 "the read side should end cleared (no read edge after EAGAIN)"
+            );
+        });
+    }
+
+    /// A short read clears READABLE while the peer's FIN is delivered (or
+    /// was delivered with the data): the read side must end ready, since
+    /// the end of file brings no further edge (`READ_CLOSED`).
+    #[test]
+    fn loom_short_read_clear_keeps_end_of_file() {
+        loom::model(|| {
+            let word = Arc::new(Readiness::new());
+            // The data's edge, already delivered.
+            word.transition_to_event(Interest::READ, false);
+            let w2 = word.clone();
+            let poller = thread::spawn(move || w2.transition_to_event(Interest::READ, true));
+            if let Observed::Ready(ev) = word.observe(Interest::READ) {
+                // The read returned fewer bytes than asked: drained, clear.
+                let _ = word.transition_to_drained(ev);
+            }
+            poller.join().unwrap();
+            assert!(
+                matches!(word.observe(Interest::READ), Observed::Ready(_)),
+                "a short-read clear hid the end of file"
             );
         });
     }

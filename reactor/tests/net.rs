@@ -127,6 +127,79 @@ fn tcp_half_close_delivers_eof_and_still_allows_reply() {
     .unwrap();
 }
 
+/// A short read clears the read readiness (the socket is drained); when
+/// the data and the peer's FIN arrive in one edge, the end of file must
+/// still be seen: no further edge comes for it.
+#[test]
+fn short_read_with_fin_in_the_same_edge_still_sees_eof() {
+    let _w = watchdog("short_read_with_fin_in_the_same_edge_still_sees_eof", 30);
+    block_on(async {
+        let l = TcpListener::bind("127.0.0.1:0").await?;
+        // A plain blocking client: data and FIN are both queued before the
+        // server's socket is even registered, so its first edge has both.
+        let mut c = std::net::TcpStream::connect(l.local_addr()?)?;
+        std::io::Write::write_all(&mut c, b"hello")?;
+        c.shutdown(Shutdown::Write)?;
+        let (mut s, _) = l.accept().await?;
+        let mut buf = [0u8; 64];
+        let mut got = Vec::new();
+        loop {
+            let n = s.read(&mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(got, b"hello");
+        Ok::<(), io::Error>(())
+    })
+    .unwrap();
+    let _w = watchdog(
+        "short_read_with_fin_in_the_same_edge_still_sees_eof (unix)",
+        30,
+    );
+    block_on(async {
+        let (a, mut b) = std::os::unix::net::UnixStream::pair()?;
+        std::io::Write::write_all(&mut b, b"hi")?;
+        b.shutdown(Shutdown::Write)?;
+        let mut a = UnixStream::from_std(a)?;
+        let mut got = Vec::new();
+        a.read_to_end(&mut got).await?;
+        assert_eq!(got, b"hi");
+        Ok::<(), io::Error>(())
+    })
+    .unwrap();
+}
+
+/// After a short read has cleared the readiness, data that arrives later
+/// wakes the reader (a new edge), in both orders of the race.
+#[test]
+fn short_read_then_later_data_wakes_the_reader() {
+    let _w = watchdog("short_read_then_later_data_wakes_the_reader", 30);
+    block_on(async {
+        let l = TcpListener::bind("127.0.0.1:0").await?;
+        let mut c = TcpStream::connect(l.local_addr()?).await?;
+        let (mut s, _) = l.accept().await?;
+        let mut buf = [0u8; 64];
+        for i in 0..100u8 {
+            c.write_all(&[i]).await?;
+            let n = s.read(&mut buf).await?; // short: 1 of 64
+            assert_eq!(&buf[..n], &[i]);
+            // The next read starts with the readiness cleared; the write
+            // comes after it is pending (join polls the read first).
+            let (r, w) = join(s.read(&mut buf), c.write_all(&[i, i])).await;
+            w?;
+            let n = r?;
+            assert!(n >= 1 && buf[..n].iter().all(|&b| b == i));
+            if n == 1 {
+                assert_eq!(s.read(&mut buf).await?, 1);
+            }
+        }
+        Ok::<(), io::Error>(())
+    })
+    .unwrap();
+}
+
 #[test]
 fn split_halves_work_from_two_tasks_at_once() {
     let _w = watchdog("split_halves", 30);

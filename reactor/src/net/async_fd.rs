@@ -349,6 +349,19 @@ impl<T: AsRawFd> Async<T> {
         self.reg.poll_io(cx, Interest::WRITE, || op(io))
     }
 
+    /// A stream read into `buf`: `poll_read_with` plus the short-read rule
+    /// of `io.rs` (a read of fewer bytes than `buf` holds drained the socket).
+    pub(crate) fn poll_read_stream(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+        mut op: impl FnMut(&T, &mut [u8]) -> io::Result<usize>,
+    ) -> Poll<io::Result<usize>> {
+        let io = self.get_ref();
+        let len = buf.len();
+        self.reg.poll_read_stream(cx, len, || op(io, buf))
+    }
+
     fn poll_read_with_mut<R>(
         &mut self,
         cx: &mut Context<'_>,

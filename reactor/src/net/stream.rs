@@ -5,9 +5,11 @@
 //!
 //! Protocol:
 //! 1. A read or write runs the socket's `&S` `Read`/`Write` through
-//!    `Async::poll_read_with` / `poll_write_with`, which try the call, clear
+//!    `Async::poll_read_stream` / `poll_write_with`, which try the call, clear
 //!    readiness on `WouldBlock` and wait for the next edge (the "try, clear,
-//!    wait" loop of `crate::io`), spending the cooperative budget.
+//!    wait" loop of `crate::io`), spending the cooperative budget. A read
+//!    that returns fewer bytes than asked also clears the read readiness
+//!    (the socket is drained; "Short reads" in `crate::io`).
 //! 2. `poll_flush` has nothing to do: there is no user-space buffer.
 //! 3. `poll_close` shuts down the write half (the peer reads end-of-file);
 //!    `ENOTCONN` (the peer already went away) counts as closed.
@@ -90,13 +92,14 @@ macro_rules! stream_socket {
 
 stream_socket!(net::TcpStream, unix::UnixStream);
 
-/// `AsyncRead::poll_read` for a stream socket.
+/// `AsyncRead::poll_read` for a stream socket (a short read clears the
+/// read readiness: "Short reads" in `io.rs`).
 pub(crate) fn poll_read<S: StreamSocket>(
     io: &Async<S>,
     cx: &mut Context<'_>,
     buf: &mut [u8],
 ) -> Poll<io::Result<usize>> {
-    io.poll_read_with(cx, |s| s.read_ref(buf))
+    io.poll_read_stream(cx, buf, |s, b| s.read_ref(b))
 }
 
 /// `AsyncWrite::poll_write` for a stream socket.
