@@ -454,6 +454,15 @@ impl Schedule for Handle {
 }
 
 impl Shared {
+    /// Go's retake rule, the sparing half: a call on `slot` need not be
+    /// retaken yet when the slot has no work waiting (only its owner pushes
+    /// to it, so it gets none during the call) and an idle slot or a
+    /// spinning thread can take new work. Used by the monitor and the
+    /// standby retaker (`bridge::enter` reads the owner's side directly).
+    pub(crate) fn retake_rule_spares(&self, slot: &Slot<Core, Task>) -> bool {
+        slot.steal.is_empty() && self.idle.can_take_work()
+    }
+
     pub(crate) fn is_shutdown(&self) -> bool {
         // Acquire pairs with the SeqCst swap in `shutdown`.
         self.shutdown.load(Ordering::Acquire)

@@ -330,11 +330,10 @@ fn run(shared: Arc<Shared>) {
             // Relaxed: read after the Acquire load of the word that showed
             // this call; a later call's stamp only moves the deadline later.
             let entry = slot.stamp.load(Ordering::Relaxed);
-            let idle = &shared.idle;
             if !seen_before {
                 // A call the retake rule would spare is first looked at
                 // after `LAZY_LOOK` (slot/watch.rs), as `enter` said.
-                let lazy = slot.steal.is_empty() && idle.can_take_work();
+                let lazy = shared.retake_rule_spares(slot);
                 *seen = Seen {
                     tick,
                     recheck: if lazy {
@@ -354,7 +353,7 @@ fn run(shared: Arc<Shared>) {
                 continue;
             }
             let lasted_long = now.wrapping_sub(entry) >= long_call;
-            let spare = slot.steal.is_empty() && idle.can_take_work() && !lasted_long;
+            let spare = shared.retake_rule_spares(slot) && !lasted_long;
             if spare {
                 seen.recheck = now.wrapping_add(recheck << seen.spared.min(RULE_RECHECK_DOUBLINGS));
                 seen.spared += 1;
@@ -454,7 +453,7 @@ fn run(shared: Arc<Shared>) {
             }
             // The due time `enter` used, as well as we can tell (a hint
             // either way: see `LAZY_LOOK`).
-            let lazy = s.steal.is_empty() && shared.idle.can_take_work();
+            let lazy = shared.retake_rule_spares(s);
             let budget = if lazy { lazy_look } else { retake_after };
             // Relaxed: as in the scan.
             s.stamp.load(Ordering::Relaxed).wrapping_add(budget) < next

@@ -131,7 +131,7 @@ pub(crate) fn run(cx: &WorkerCx, order: RetakeOrder) -> Option<Box<Core>> {
         }
     }
     // Go's retake rule, as the monitor applies it (monitor.rs, step 1).
-    if slot.steal.is_empty() && shared.idle.can_take_work() {
+    if shared.retake_rule_spares(slot) {
         shared.monitor.wake();
         return None;
     }
