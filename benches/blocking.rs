@@ -153,6 +153,20 @@ fn raw_chunk(n: usize) -> f64 {
     per_op(t, n)
 }
 
+/// The same number of raw calls as a 64-task round, split over `WORKERS`
+/// plain threads: the floor of the 64-task column (ns/op), which no bridge
+/// can beat.
+fn raw_parallel_round() -> f64 {
+    let t = Instant::now();
+    let per_thread = CONC_TASKS * CONC_CALLS_PER_TASK / WORKERS;
+    std::thread::scope(|s| {
+        for _ in 0..WORKERS {
+            s.spawn(|| raw_chunk(per_thread));
+        }
+    });
+    per_op(t, per_thread * WORKERS)
+}
+
 /// Sequential calls in one task, interleaved in chunks with raw calls on the
 /// same thread (so both see the same load): per-chunk ns/op, raw and bridged.
 fn handoff_seq_round(rt: &Runtime) -> (Vec<f64>, Vec<f64>) {
@@ -294,6 +308,8 @@ fn per_call() {
     let mut conc: [Vec<f64>; 3] = Default::default();
     // 64 tasks, a yield after each call: [handoff, block_in_place].
     let mut conc_y: [Vec<f64>; 2] = Default::default();
+    // The same calls on WORKERS plain threads.
+    let mut conc_raw = Vec::new();
     let (mut mon_cpu, mut mon_wall) = (Duration::ZERO, Duration::ZERO);
     let add = |into: &mut (Vec<f64>, Vec<f64>), (raw, v): (Vec<f64>, Vec<f64>)| {
         into.0.extend(raw);
@@ -306,6 +322,7 @@ fn per_call() {
         mon_wall += wall0.elapsed();
         add(&mut seq[1], bip_seq_round(&bip_rt));
         add(&mut seq[2], sb_seq_round(&sb_rt));
+        conc_raw.push(raw_parallel_round());
         conc[0].push(handoff_conc_round(&ours_rt, false));
         conc_y[0].push(handoff_conc_round(&ours_rt, true));
         conc[1].push(bip_conc_round(&bip_rt, false));
@@ -346,11 +363,11 @@ fn per_call() {
         "", "sequential", "x raw", "64 tasks", "64 + yields"
     );
     println!(
-        "{:<30} {:>10.0} {:>8} {:>10} {:>12}   -",
+        "{:<30} {:>10.0} {:>8} {:>10.0} {:>12}   -   (64-task column: the same calls on {WORKERS} plain threads)",
         "raw syscall(SYS_getpid)",
         median(all_raw),
         "1.00x",
-        "-",
+        median(conc_raw.clone()),
         "-"
     );
     for i in 0..3 {
@@ -379,6 +396,17 @@ fn per_call() {
         vs_raw[1] / vs_raw[0],
         ratio(&conc[1], &conc[0]),
         ratio(&conc_y[1], &conc_y[0])
+    );
+    println!(
+        "  block_in_place / raw           {:>6.1}x  {:>6.1}x   (the most any bridge can reach: a \
+         bridge that cost nothing would run at raw speed)",
+        vs_raw[1],
+        ratio(&conc[1], &conc_raw)
+    );
+    println!(
+        "  blocking / raw                 {:>6.2}x  {:>6.2}x",
+        vs_raw[0],
+        ratio(&conc[0], &conc_raw)
     );
     println!(
         "  spawn_blocking / blocking      {:>6.1}x  {:>6.1}x   (target >= 60x)",
