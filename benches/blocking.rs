@@ -664,7 +664,7 @@ fn handoff_latency() {
 //   to a parked thread);
 // - `eventfd`: A writes an eventfd that a thread waits for in `epoll_wait`
 //   (a hand-off to the thread blocked in the reactor);
-// - `monitor chain`: A wakes a "monitor" thread (futex; nice 19 and 1 ns
+// - `monitor chain`: A wakes a "monitor" thread (futex; SCHED_BATCH, 1 ns
 //   timer slack, as handoff's monitor), which sleeps until entry +
 //   `retake_after` (absolute deadline) and then wakes a parked thread
 //   (futex): the wake-ups in series of a retake by a monitor that was
@@ -804,10 +804,12 @@ fn floor_samples(kind: Floor, rounds: usize, condition: Condition) -> Vec<Durati
         if kind != Floor::MonitorChain {
             return;
         }
-        // SAFETY: our own thread's timer slack and priority.
+        // SAFETY: our own thread's timer slack and policy; `param` is a
+        // valid sched_param the kernel only reads.
         unsafe {
             libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong, 0, 0, 0);
-            libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 19);
+            let param = libc::sched_param { sched_priority: 0 };
+            libc::sched_setscheduler(0, libc::SCHED_BATCH, &param);
         }
         let mut seen = 0;
         let dummy = AtomicU32::new(0);

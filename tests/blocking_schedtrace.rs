@@ -30,8 +30,20 @@ fn scenario() {
                 let tasks: Vec<_> = (0..4)
                     .map(|_| {
                         handoff::spawn(async {
-                            handoff::blocking(|| std::thread::sleep(Duration::from_millis(5)))
-                                .await;
+                            // A 5 ms call, stretched until some call was
+                            // retaken: on a machine busy with other
+                            // processes the monitor may run only after 5 ms.
+                            let handle = handoff::Handle::current();
+                            handoff::blocking(move || {
+                                let start = Instant::now();
+                                std::thread::sleep(Duration::from_millis(5));
+                                while handle.metrics().retakes == 0
+                                    && start.elapsed() < Duration::from_secs(10)
+                                {
+                                    std::thread::sleep(Duration::from_millis(1));
+                                }
+                            })
+                            .await;
                             handoff::blocking(|| std::hint::black_box(1)).await
                         })
                     })
@@ -41,7 +53,10 @@ fn scenario() {
                 }
             }
         });
-        assert!(rt.metrics().retakes > 0, "5 ms calls were retaken");
+        assert!(
+            rt.metrics().retakes > 0,
+            "no call was retaken, though calls waited 10 s for one"
+        );
     });
 }
 

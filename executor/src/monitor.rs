@@ -68,9 +68,10 @@
 //! `cargo bench --bench blocking`, "monitor cost": the monitor thread's CPU
 //! (schedstat) and wakes, 2 slots unless said, medians of 3 rounds of 1 s;
 //! two runs each, on a 2-vCPU VM with a load average of 10–14 from other
-//! builds (a nice-19 thread is starved there, so some numbers are lower
-//! than on a quiet machine, where back-to-back calls on one slot reach
-//! ~1/`retake_after`).
+//! builds (the monitor then ran at nice 19 and was starved, so some numbers
+//! are lower than on a quiet machine, where back-to-back calls on one slot
+//! reach ~1/`retake_after`: 67–69% of a core, ~35k wakes/s, either
+//! priority).
 //!
 //! ```text
 //! load                        previous design            this design
@@ -86,21 +87,27 @@
 //! monitor polls at that period while the stream lasts (see "Rejected").
 //!
 //! ## Priority
-//! The monitor runs at nice 19. While calls stream, it may wake every
-//! `retake_after`; at normal priority each wake preempts a worker when all
-//! CPUs are busy (10–20 µs of lost CPU per wake on a VM: measured, a
-//! `getpid` loop ran at 2× its cost). At nice 19 a waking monitor does not
-//! preempt busy workers; it runs on an idle CPU — and a call that really
-//! blocks leaves its CPU idle, which is exactly when a retake is needed. A
-//! call that keeps its CPU busy (a long computation in the kernel) only
-//! gains from a retake if another CPU is idle, where the monitor then runs.
-//! CFS still gives the monitor a small share on a saturated machine, so
-//! retakes slow down there rather than stop. Measured A/B in one run (one
-//! slot, 20 ms calls, 250 rounds each): nice 0 made no difference at the
-//! median (46.7 vs 42.5 µs back to back, 46.5 vs 46.5 after idle, 72.5 vs
-//! 74.3 after a busy spell) and none that held at p99 (415 vs 214 µs, 2.2
-//! ms vs 222 µs, 3.2 vs 2.4 ms): the tails there are the VM's, which the
-//! bench's floor rows show for bare threads too.
+//! The monitor runs under `SCHED_BATCH` at the process's nice value. While
+//! calls stream it may wake every `retake_after`; a normal thread's wake
+//! preempts a worker when all CPUs are busy (10–20 µs of lost CPU per wake
+//! on a VM: measured, a `getpid` loop ran at 2× its cost). A `SCHED_BATCH`
+//! thread never preempts on wake-up (CFS/EEVDF leave its preemption to the
+//! tick), so a waking monitor runs at once on an idle CPU — and a call that
+//! really blocks leaves its CPU idle, which is exactly when a retake is
+//! needed — and otherwise at the next tick, with a normal thread's share.
+//!
+//! It used to run at nice 19 for the first property, which also gave it
+//! ~1.5% of a nice-0 thread's share: on a machine that other processes keep
+//! busy it starved, and retakes came hundreds of milliseconds late. Measured
+//! (one slot, fresh runtime, A blocks and B is queued, A's entry -> B
+//! running, 20 rounds, six busy-looping processes on the 2 vCPUs): nice 19
+//! p50 146–150 ms, p90 325–387 ms; `SCHED_BATCH` 1.6–1.7 ms / 8.0 ms (a
+//! normal thread the same). Under heavier load the nice-19 monitor took
+//! over 10 s: `tests/blocking_bridge.rs` failed its 10 s patience during a
+//! workspace test run next to two busy loops and a build. Without outside
+//! load the two are the same: the monitor-cost table above and the per-call
+//! bench (64 tasks on 2 slots: blocking / raw threads 1.04–1.36× vs
+//! 1.15–1.73× over two interleaved runs each, noise either way).
 //!
 //! ## Rejected
 //! - Go's fixed 20 µs tick with back-off (CPU while idle, late retakes
@@ -292,8 +299,9 @@ fn min_stamp(a: Stamp, b: Stamp) -> Stamp {
 fn run(shared: Arc<Shared>) {
     // Without this, Linux stretches every timed wait by up to 50 µs.
     let _ = sys::set_precise_timer_slack();
-    // Nice 19: see "Priority" in the module header.
-    let _ = sys::set_lowest_priority();
+    // SCHED_BATCH: see "Priority" in the module header. Refused (a
+    // seccomp filter, say): a normal thread, whose wakes may preempt.
+    let _ = sys::set_batch_policy();
     let cfg: &Config = &shared.config;
     let signal = &shared.monitor;
     let retake_after = signal.retake_after();

@@ -67,8 +67,9 @@
 //!   cut its timer lateness, 20–30 µs p50 on the VM): measured no better,
 //!   because after a quiet spell the monitor's own wake-up already ends
 //!   past the deadline, and while calls stream it would spin on every poll.
-//! - The monitor at nice 0 instead of 19: no difference at the median in
-//!   the same run, tails noisier (see `monitor.rs`, "Priority").
+//! - Leaving the retake to the monitor at a higher priority: whatever its
+//!   priority, its timed wake after a quiet spell is a second wake-up in
+//!   series (see `monitor.rs`, "Priority", for why it runs `SCHED_BATCH`).
 use crate::clock::{self, Stamp};
 use crate::context::WorkerCx;
 use crate::handle::{Counters, Shared};

@@ -144,12 +144,14 @@ pub(crate) fn thread_cpu_time_ns(tid: u32) -> io::Result<u64> {
     Ok(ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64)
 }
 
-/// Lowers this thread's CPU priority to nice 19 (the monitor: see its header).
-pub(crate) fn set_lowest_priority() -> io::Result<()> {
-    let tid = gettid();
-    // SAFETY: setpriority on our own thread id; PRIO_PROCESS with a tid
-    // affects only that thread on Linux.
-    syscall!(setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 19)).map(drop)
+/// Puts this thread under `SCHED_BATCH` at its current nice value (the
+/// monitor: see "Priority" in its header): its wake-ups never preempt a
+/// running thread, yet it keeps a normal thread's share of the CPU.
+pub(crate) fn set_batch_policy() -> io::Result<()> {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: pid 0 is the calling thread; `param` is a valid sched_param
+    // that the kernel only reads. SCHED_BATCH needs no privilege.
+    syscall!(sched_setscheduler(0, libc::SCHED_BATCH, &param)).map(drop)
 }
 
 /// Sets this thread's timer slack to 1 ns so timed waits end on time.

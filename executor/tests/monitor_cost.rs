@@ -220,3 +220,48 @@ fn a_call_with_local_work_is_retaken_amid_a_lazy_stream() {
         assert!(ran, "B never ran while A waited for it in a blocking call");
     });
 }
+
+/// monitor.rs, "Priority": the monitor runs under `SCHED_BATCH` at the
+/// process's own nice value. At nice 19 it starved behind other processes
+/// (retakes hundreds of milliseconds to seconds late on a busy machine);
+/// under `SCHED_BATCH` its wakes still never preempt a running worker.
+#[test]
+fn the_monitor_is_a_batch_thread_at_the_process_nice_value() {
+    let _alone = alone();
+    let rt = Runtime::builder().worker_threads(1).build().unwrap();
+    // A call makes sure the monitor thread has set itself up.
+    rt.block_on(async {
+        spawn(async { blocking(common::getpid).await })
+            .await
+            .unwrap()
+    });
+    // SAFETY: getpriority has no memory preconditions; 0 is this thread.
+    let own_nice = unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
+    let mut checked = 0;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for e in std::fs::read_dir("/proc/self/task").expect("read /proc/self/task") {
+        let path = e.unwrap().path();
+        let Ok(comm) = std::fs::read_to_string(path.join("comm")) else {
+            continue;
+        };
+        if comm.trim_end() != MONITOR {
+            continue;
+        }
+        let tid: libc::pid_t = path.file_name().unwrap().to_str().unwrap().parse().unwrap();
+        // The monitor sets its policy first thing; allow it to get there.
+        loop {
+            // SAFETY: sched_getscheduler only reads the policy of `tid`.
+            let policy = unsafe { libc::sched_getscheduler(tid) };
+            if policy == libc::SCHED_BATCH || Instant::now() > deadline {
+                assert_eq!(policy, libc::SCHED_BATCH, "monitor {tid}: policy {policy}");
+                break;
+            }
+            std::thread::yield_now();
+        }
+        // SAFETY: as above, for the monitor's thread id.
+        let nice = unsafe { libc::getpriority(libc::PRIO_PROCESS, tid as libc::id_t) };
+        assert_eq!(nice, own_nice, "monitor {tid} runs at nice {nice}");
+        checked += 1;
+    }
+    assert!(checked >= 1, "no {MONITOR} thread found");
+}
