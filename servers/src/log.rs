@@ -669,11 +669,11 @@ impl Log {
     }
 
     /// Ends the running rewrite without switching (the caller holds no
-    /// round: `leading` is left alone), counting `err` as a failure.
-    fn abandon(&self, err: Option<&io::Error>) {
+    /// round: `leading` is left alone).
+    fn abandon(&self, how: Ended) {
         let waiters = {
             let mut st = self.state.lock().unwrap();
-            st.rw.end(err);
+            st.rw.end(how);
             // Writers held back by `switch_wanted` may lead again.
             std::mem::take(&mut st.waiters)
         };
@@ -684,24 +684,36 @@ impl Log {
 }
 
 impl Rewrite {
-    /// The rewrite ended: switched (`err` is `None`) or abandoned.
-    fn end(&mut self, err: Option<&io::Error>) {
+    /// The rewrite ended.
+    fn end(&mut self, how: Ended) {
         self.running = false;
         self.tail = None;
         self.switch_wanted = false;
-        match err {
-            None => {
+        match how {
+            Ended::Switched => {
                 self.done += 1;
                 self.last_failed = false;
                 self.retry_at = None;
             }
-            Some(_) => {
+            Ended::Failed => {
                 self.failures += 1;
                 self.last_failed = true;
                 self.retry_at = Some(Instant::now() + REWRITE_RETRY_AFTER_FAILURE);
             }
+            Ended::Dropped => {}
         }
     }
+}
+
+/// How a rewrite ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Ended {
+    /// The new file is the log.
+    Switched,
+    /// An error; the old log stayed.
+    Failed,
+    /// Its [`Rewriter`] was dropped before the switch; the old log stayed.
+    Dropped,
 }
 
 /// Why [`Log::begin_rewrite`] refused.
@@ -889,7 +901,7 @@ impl Rewriter {
                 .and_then(|()| std::fs::rename(&tmp, &log.path));
             if let Err(e) = before {
                 let _ = std::fs::remove_file(&tmp);
-                publish(&log.state, |st| st.rw.end(Some(&e)));
+                publish(&log.state, |st| st.rw.end(Ended::Failed));
                 return Err(e);
             }
             // The new file is the log now; its name must be durable before
@@ -902,9 +914,9 @@ impl Rewriter {
                 // The switch synced everything written so far.
                 st.synced = st.synced.max(st.written);
                 match &dir {
-                    Ok(()) => st.rw.end(None),
+                    Ok(()) => st.rw.end(Ended::Switched),
                     Err(e) => {
-                        st.rw.end(Some(e));
+                        st.rw.end(Ended::Failed);
                         st.failed = Some((e.kind(), format!("log directory fsync failed: {e}")));
                     }
                 }
@@ -921,7 +933,7 @@ impl Rewriter {
         // Before `abandon`: afterwards a new rewrite may own the name.
         let _ = rt.blocking(move || std::fs::remove_file(tmp)).await;
         self.armed = false;
-        self.log.abandon(Some(&e));
+        self.log.abandon(Ended::Failed);
         Err(e)
     }
 }
@@ -929,7 +941,7 @@ impl Rewriter {
 impl Drop for Rewriter {
     fn drop(&mut self) {
         if self.armed {
-            self.log.abandon(None);
+            self.log.abandon(Ended::Dropped);
         }
     }
 }
@@ -1205,7 +1217,7 @@ pub(crate) mod tests {
         let log = Arc::new(log);
         drop(log.begin_rewrite().unwrap());
         let s = log.rewrite_stats();
-        assert_eq!((s.in_progress, s.failures), (false, 0));
+        assert_eq!((s.in_progress, s.rewrites, s.failures), (false, 0, 0));
         assert!(log.begin_rewrite().is_ok());
     }
 
