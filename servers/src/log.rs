@@ -18,17 +18,18 @@
 //!
 //! State (under one mutex): `buf` (records appended, not yet written),
 //! `appended`, `written`, `synced` (record counts), `leading` (a round is in
-//! flight), and the wakers of tasks waiting.
+//! flight), the wakers of tasks waiting, the current `file` and its `size`,
+//! and the rewrite's share (see Compaction).
 //!
 //! 1. [`Log::append`] encodes a record into `buf` and returns its sequence
 //!    number. The caller holds the store's lock, so log order is apply order.
 //! 2. [`Log::durable`]`(seq)` returns once record `seq` is done (synced for
 //!    `always`, written otherwise). If it is not, and no round is in flight,
-//!    the caller becomes the leader: it takes *all* of `buf` and runs one
-//!    round (`write` + `fdatasync`) through [`Rt::blocking`]. Otherwise it
-//!    waits as a follower; when the round ends every waiter is woken and
-//!    checks again (a follower whose record came after the round's cut
-//!    becomes the next leader).
+//!    the caller becomes the leader: it takes *all* of `buf` and the current
+//!    `file`, and runs one round (`write` + `fdatasync`) through
+//!    [`Rt::blocking`]. Otherwise it waits as a follower; when the round
+//!    ends every waiter is woken and checks again (a follower whose record
+//!    came after the round's cut becomes the next leader).
 //! 3. The round publishes its result (`written`/`synced`, clear `leading`,
 //!    wake the waiters) *inside* the blocking closure, after the syscalls.
 //!    So the protocol completes even if the leader's task is dropped while
@@ -51,6 +52,92 @@
 //! (their acknowledgements are never sent) and later writes are refused.
 //! Like PostgreSQL after its fsync bug, retrying an fsync that failed
 //! cannot be trusted to mean the data is safe.
+//!
+//! # Compaction (rewrite)
+//!
+//! Appending forever makes the file grow without bound and a restart replay
+//! all history. Like Redis's AOF rewrite, the log is replaced now and then
+//! by one record per live key (`SET k v`, or `SET k v PXAT t`) plus the
+//! records appended while that was being written. Terms: *S* is the
+//! sequence number of the last record covered by the snapshot; *W* is
+//! `written` at the switch; the *tail* is a copy of every record appended
+//! after S.
+//!
+//! 0. Trigger: [`Log::rewrite_due`] (checked by the store's sweeper every
+//!    100 ms, as Redis checks in its cron) once the file is at least
+//!    [`Options::rewrite_min_size`] and twice its size after the last
+//!    rewrite or open; or `BGREWRITEAOF`. One rewrite at a time.
+//! 1. Snapshot: under the store's lock, [`Log::begin_rewrite`] notes S =
+//!    `appended` and switches on the tail (from now on [`Log::append`] also
+//!    copies each record into it); the store adds every live key to the
+//!    [`Rewriter`] before it lets go of the lock. Appends happen only under
+//!    that lock, so the snapshot is exactly the state after record S.
+//! 2. Write: [`Rewriter::run`] writes the snapshot to [`REWRITE_FILE`] in
+//!    the same directory and fdatasyncs it, through [`Rt::blocking`], no
+//!    lock held. Meanwhile writes go on as usual, to the old file.
+//! 3. Catch up: it waits (`durable(S)`) until every record up to S is in
+//!    the old file, so that none of them can still be in `buf` at the
+//!    switch. Then it copies the tail's records that rounds have already
+//!    written to the old file (the tail minus its last `buf` + in-flight
+//!    bytes: both are suffixes of the same record stream) to the new file,
+//!    outside any round, up to `CATCHUP_PASSES` times.
+//! 4. Switch, at a round boundary: it waits until no round is in flight
+//!    (setting `switch_wanted` so that no new round starts meanwhile), then
+//!    takes `leading` itself. Now the old file holds records 1..=W and
+//!    `buf` exactly W+1..; the tail holds the records after the last
+//!    catch-up, of which `buf` is a suffix. It appends the tail minus that
+//!    suffix (records up to W) to the new file, fdatasyncs it, `rename`s it
+//!    over [`LOG_FILE`], fdatasyncs the directory, swaps `file`, and only
+//!    then publishes like a round (clearing `leading`, waking everyone).
+//!    The next round writes `buf` (W+1..) to the new file.
+//!
+//! Why it is correct. Order: the new file is snapshot(S), then S+1..W in
+//! append order, then later rounds; replaying it gives the state after
+//! each of those records, as replaying the old file would. No record is
+//! lost or doubled: records up to S are in the snapshot; S+1..W are in the
+//! tail and not in `buf`; W+1.. are in `buf` and cut off the tail. Every
+//! instant is durable per policy: until the rename the old file is the
+//! log and gets every round as before; the new file is complete and synced
+//! before the rename; records written to the new file only (after W) are
+//! acknowledged only after the directory sync made the rename durable, since
+//! the switch holds `leading` until then. A crash before the rename leaves
+//! the old log (and a partial [`REWRITE_FILE`], removed at open); after it,
+//! the new one. Rounds take `file` with `buf`, so a round never writes to a
+//! file that was switched away under it; the everysec task reads `written`
+//! and `file` together, and the switch has synced everything up to W.
+//! FLUSHALL or DEL during a rewrite are just records in the tail. The
+//! syncs happen whatever the policy, `no` included: renaming an unsynced
+//! file over the log could lose all of it at a power cut, not just the
+//! last seconds the policy gives up.
+//!
+//! Failures. Any error before the rename (disk full while writing the
+//! snapshot, a catch-up pass or the switch) removes the new file and ends
+//! the rewrite: the old log is untouched and keeps serving, the failure is
+//! counted ([`RewriteStats`]), and automatic rewrites pause for
+//! [`REWRITE_RETRY_AFTER_FAILURE`]. Unlike a failed round this does not
+//! poison the log: no acknowledged record depended on the new file. The
+//! exception is a failed directory sync after the rename: the old file
+//! could come back at a crash while new records go to the new one, so that
+//! poisons the log. A [`Rewriter`] dropped before the switch (its task
+//! dropped) abandons the rewrite; the switch itself, like a round, ends
+//! inside its blocking closure.
+//!
+//! Cost when no rewrite runs: one `Option` test per append, one bool per
+//! round leader, one `Arc` clone per round. While one runs: a copy of each
+//! record into the tail, memory for the snapshot and the tail, and a pause
+//! of group commit at the switch for one `write` + two fdatasyncs + a
+//! rename (the catch-up passes keep that write small).
+//!
+//! Rejected: forking (Redis's way) to get a snapshot without copying: a
+//! multithreaded process cannot safely fork and run Rust code in the child.
+//! Writing the snapshot while holding the store's lock: every client would
+//! stall for the whole write. Rewriting by replaying the old file into a
+//! new one (no snapshot): it reads the whole history back, and the state
+//! is already in memory. Starting the new file empty and redirecting new
+//! records to it before the snapshot is written: until it is complete,
+//! neither file alone would be a whole log. Taking `buf` into the switch
+//! (writing W+1.. too, as part of it): a failure then would lose records
+//! neither file holds, and the log would have to be poisoned.
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
