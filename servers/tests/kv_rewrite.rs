@@ -306,3 +306,37 @@ fn info_and_bgrewriteaof_replies() {
         assert!(info.contains(&want), "{want:?} in {info}");
     }
 }
+
+#[test]
+fn a_failed_rewrite_is_reported_and_the_store_keeps_serving() {
+    let dir = temp_dir("failed");
+    let (kv, _) = Kv::open(Threads, &dir, Fsync::Always).unwrap();
+    cmd(&kv, "SET a 1");
+    // A directory where the rewrite file goes: a real error, even as root.
+    std::fs::create_dir(dir.join(REWRITE_FILE)).unwrap();
+    assert_eq!(cmd(&kv, "BGREWRITEAOF"), started());
+    cmd(&kv, "SET b 2");
+    wait_rewrite_done(&kv);
+    let Reply::Bulk(Some(info)) = cmd(&kv, "INFO") else {
+        panic!()
+    };
+    let info = String::from_utf8(info).unwrap();
+    assert!(info.contains("aof_rewrites:0\r\n"), "{info}");
+    assert!(info.contains("aof_rewrites_failed:1\r\n"), "{info}");
+    assert!(info.contains("aof_last_bgrewrite_status:err\r\n"), "{info}");
+    assert_eq!(cmd(&kv, "SET c 3"), Reply::Simple("OK".into()));
+    std::fs::remove_dir(dir.join(REWRITE_FILE)).unwrap();
+    assert_eq!(
+        cmd(&kv, "BGREWRITEAOF"),
+        started(),
+        "retried by hand at once"
+    );
+    wait_rewrite_done(&kv);
+    assert_eq!(kv.log().unwrap().rewrite_stats().rewrites, 1);
+    drop(kv);
+    let (kv, _) = Kv::open(Threads, &dir, Fsync::Always).unwrap();
+    assert_eq!(
+        cmd(&kv, "MGET a b c"),
+        Reply::Array(Some(vec![bulk("1"), bulk("2"), bulk("3")]))
+    );
+}

@@ -63,6 +63,8 @@ pub(crate) enum Fault {
     Catchup,
     /// Writing the last records at the switch, before the rename (R4).
     Switch,
+    /// Syncing the directory after the rename (R4).
+    DirSync,
 }
 
 /// A rewrite's share of the log's `State`; see the parent module's docs.
@@ -391,7 +393,7 @@ impl Rewriter {
         // From here the closure ends the rewrite (and the round it leads)
         // itself, even if this task is dropped while it runs.
         self.armed = false;
-        let inject = fault == Some(Fault::Switch);
+        let (inject, inject_dir) = (fault == Some(Fault::Switch), fault == Some(Fault::DirSync));
         let size = size + tail.len() as u64;
         rt.blocking(move || {
             let before = (&*file)
@@ -406,7 +408,9 @@ impl Rewriter {
             }
             // The new file is the log now; its name must be durable before
             // any record written to it only is acknowledged.
-            let dir = File::open(&log.dir).and_then(|d| crate::sys::fdatasync(&d));
+            let dir = injected(inject_dir)
+                .and_then(|()| File::open(&log.dir))
+                .and_then(|d| crate::sys::fdatasync(&d));
             publish(&log.state, |st| {
                 st.file = file;
                 st.size = size;
@@ -577,6 +581,27 @@ mod tests {
         let (got, _) = replay(&dir);
         assert_eq!(got.len(), 11, "nothing lost, nothing doubled");
         assert_eq!(got[10][1], b"late");
+    }
+
+    #[test]
+    fn a_failed_directory_sync_after_the_rename_poisons_the_log() {
+        let dir = temp_dir("rewrite-dirsync");
+        let (log, _) = Log::open(&dir, Fsync::Always, |_| {}).unwrap();
+        let log = Arc::new(log);
+        write(&log, 0..3, "v");
+        let mut rw = log.begin_rewrite().unwrap();
+        rw.set(b"k", b"v", None);
+        log.inject_rewrite_fault(Fault::DirSync);
+        block_on(rw.run(Threads)).unwrap_err();
+        // The rename happened: the old file may or may not come back at a
+        // crash, so nothing more may be acknowledged.
+        assert!(log.failed());
+        let seq = log.append(&["SET", "after", "1"]);
+        assert!(block_on(log.durable(&Threads, seq)).is_err());
+        assert_eq!(log.rewrite_stats().failures, 1);
+        assert_eq!(log.begin_rewrite().err(), Some(RewriteRefused::Poisoned));
+        drop(log);
+        assert_eq!(replay(&dir).0.len(), 1, "the new file is the log");
     }
 
     #[test]
