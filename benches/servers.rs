@@ -155,6 +155,10 @@ fn main() {
         warmup.as_millis()
     );
     let filter = std::env::var("HANDOFF_BENCH_FILTER").unwrap_or_default();
+    // The best plain-HTTP throughput of this run (any runtime): a mixed
+    // HTTP scenario cannot beat it, since a mixed request costs at least
+    // what a fast one does.
+    let mut plain_http_rps: Option<f64> = None;
     for sc in scenarios.iter().filter(|s| s.name.contains(&filter)) {
         let mut samples: Vec<Samples> = sc.sides.iter().map(|_| Samples::default()).collect();
         for round in 0..rounds {
@@ -224,6 +228,8 @@ fn main() {
             .map(|(_, m)| m)
             .collect();
         let best_rps = tokio.iter().map(|m| m[0]).fold(0.0, f64::max);
+        let all_rps = med.iter().map(|m| m[0]).fold(0.0, f64::max);
+        let is_plain_http = sc.server == Server::Http && sc.mix.len() == 1;
         let best_p99 = tokio.iter().map(|m| m[2]).fold(f64::INFINITY, f64::min);
         let best_eff = tokio.iter().map(|m| m[3]).fold(0.0, f64::max);
         for (i, side) in sc.sides.iter().enumerate() {
@@ -268,6 +274,16 @@ fn main() {
                     .collect();
                 println!("  {} p50 / p99: {}", class.name, line.join(", "));
             }
+        }
+        if is_plain_http {
+            plain_http_rps = Some(all_rps);
+        } else if let (Server::Http, Some(ceiling)) = (sc.server, plain_http_rps) {
+            println!(
+                "  ceiling: plain HTTP reached {ceiling:.0} req/s in this run, {:.2}x tokio's best \
+                 here: the most any runtime could reach if the slow requests cost no more CPU \
+                 (server, load generator and kernel) than a fast one",
+                ceiling / best_rps
+            );
         }
         let h = &samples[0];
         if !h.fast_exits.is_empty() {

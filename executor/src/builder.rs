@@ -132,6 +132,9 @@ impl Builder {
     /// The most threads the runtime keeps alive at once: workers, threads
     /// inside blocking calls and `spawn_blocking` pool threads. Default 10 000.
     /// At the cap nothing more is spawned: a slot or a job waits for a thread.
+    /// The monitor (one thread per runtime, started with it) is not counted,
+    /// so the process holds at most `n + 1` runtime threads; the
+    /// `threads_alive` metric counts the same threads as the cap.
     ///
     /// ```
     /// let rt = handoff_executor::Runtime::builder().worker_threads(1).max_threads(4).build().unwrap();
