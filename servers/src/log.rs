@@ -137,7 +137,11 @@
 //! records to it before the snapshot is written: until it is complete,
 //! neither file alone would be a whole log. Taking `buf` into the switch
 //! (writing W+1.. too, as part of it): a failure then would lose records
-//! neither file holds, and the log would have to be poisoned.
+//! neither file holds, and the log would have to be poisoned. Redis 7's
+//! multi-part log (a base file plus incremental files, listed in a
+//! manifest): no copying of the tail at all, but a manifest to keep atomic
+//! and several files to replay; one file that is always a whole log keeps
+//! the format and the open path as they were.
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};

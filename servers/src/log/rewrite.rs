@@ -13,11 +13,13 @@ use super::{publish, record, Log, REWRITE_FILE, REWRITE_RETRY_AFTER_FAILURE};
 use crate::rt::Rt;
 
 /// Catch-up passes a rewrite makes before it switches (see the parent
-/// module's docs, step R3): each copies to the new file what clients wrote while the
-/// previous step ran, outside any round, so the switch itself (which holds
-/// up group commit) has little left to copy. Two shrink it geometrically
-/// enough; Redis similarly streams its rewrite buffer to the child while it
-/// runs and writes only the last bit in the parent.
+/// module's docs, step R3): each copies to the new file what clients wrote
+/// while the previous step ran, outside any round, so the switch itself
+/// (which holds up group commit) has little left to copy. As long as the
+/// disk takes bytes faster than clients send them, each pass leaves less
+/// than the one before; two are enough to make the last copy small. Redis
+/// before 7.0 did the same: it streamed its rewrite buffer to the child
+/// while the child ran, and wrote only the last bit in the parent.
 const CATCHUP_PASSES: usize = 2;
 
 /// A catch-up pass is skipped below this many bytes: it would cost a
@@ -82,6 +84,8 @@ pub(super) struct Rewrite {
     pub(super) min_size: u64,
     /// `size` right after the last rewrite or open.
     pub(super) base: u64,
+    /// Rewrites switched, rewrites failed, and whether the last one
+    /// failed: for [`RewriteStats`].
     pub(super) done: u64,
     pub(super) failures: u64,
     pub(super) last_failed: bool,
