@@ -10,11 +10,15 @@
 //! ```
 //!
 //! `--fsync everysec` and `--fsync no` behave like Redis's `appendfsync`.
+//! The log is compacted (rewritten as one `SET` per live key) when it has
+//! doubled since the last compaction and is at least
+//! `--aof-rewrite-min-size` (default 64mb), or on `BGREWRITEAOF`.
 #[path = "support/handoff_glue.rs"]
 mod glue;
 
 use handoff_servers::cli::{parse_or_exit, Spec};
 use handoff_servers::kv::Kv;
+use handoff_servers::log::Options;
 
 fn main() {
     let spec = Spec {
@@ -35,7 +39,13 @@ fn main() {
         &o.addr.to_string(),
         |r| {
             let (kv, replay) = rt
-                .block_on(async { Kv::open(r, &o.dir, o.fsync) })
+                .block_on(async {
+                    let opts = Options {
+                        fsync: o.fsync,
+                        rewrite_min_size: o.aof_rewrite_min_size,
+                    };
+                    Kv::open_with(r, &o.dir, opts)
+                })
                 .unwrap_or_else(|e| {
                     eprintln!("kv: cannot open the log in {}: {e}", o.dir.display());
                     std::process::exit(1);

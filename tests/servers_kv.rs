@@ -1,7 +1,8 @@
 //! The kv store on handoff, over real sockets: every command, pipelining,
 //! malformed input and limits, 500 connections, a client that never reads,
 //! every fsync policy, and the crash test (a child process SIGKILLed
-//! mid-write keeps every acknowledged write). The same scenarios run on
+//! mid-write, while its log is rewritten back to back, keeps every
+//! acknowledged write). The same scenarios run on
 //! tokio in `servers/tests/tokio_servers.rs`.
 #[path = "../examples/support/handoff_glue.rs"]
 mod glue;

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use handoff_servers::cli::{parse_or_exit_from, Spec};
 use handoff_servers::http::{Http, HttpConfig};
 use handoff_servers::kv::Kv;
+use handoff_servers::log::Options;
 use tokio_glue::{runtime, start, BlockMode};
 
 fn main() {
@@ -72,7 +73,13 @@ fn main() {
             &addr,
             |r| {
                 let (kv, replay) = rt
-                    .block_on(async { Kv::open(r, &o.dir, o.fsync) })
+                    .block_on(async {
+                        let opts = Options {
+                            fsync: o.fsync,
+                            rewrite_min_size: o.aof_rewrite_min_size,
+                        };
+                        Kv::open_with(r, &o.dir, opts)
+                    })
                     .expect("open the log");
                 eprintln!(
                     "replayed {} records ({} torn bytes cut)",

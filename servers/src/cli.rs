@@ -19,7 +19,8 @@ pub struct Spec {
     pub about: &'static str,
     /// Default `--addr`.
     pub default_addr: &'static str,
-    /// Accepts `--dir` and `--fsync` (the kv store).
+    /// Accepts `--dir`, `--fsync` and `--aof-rewrite-min-size` (the kv
+    /// store).
     pub kv: bool,
     /// Accepts `--root` (servers of files).
     pub root: bool,
@@ -38,6 +39,8 @@ pub struct Options {
     pub dir: PathBuf,
     /// Fsync policy (kv).
     pub fsync: Fsync,
+    /// Rewrite the log automatically from this size on (kv).
+    pub aof_rewrite_min_size: u64,
     /// Directory of served files.
     pub root: PathBuf,
 }
@@ -68,6 +71,7 @@ pub fn usage(spec: &Spec) -> String {
     if spec.kv {
         u.push_str("  --dir DIR             where the append-only log lives [default: .]\n");
         u.push_str("  --fsync POLICY        always | everysec | no [default: always]\n");
+        u.push_str("  --aof-rewrite-min-size BYTES\n                        compact the log once it is this big and twice its\n                        size after the last compaction; 64mb, 1gb, ...\n                        [default: 64mb]\n");
     }
     if spec.root {
         u.push_str("  --root DIR            directory of the served files [default: .]\n");
@@ -104,6 +108,7 @@ pub fn parse(spec: &Spec, args: impl IntoIterator<Item = String>) -> Result<Pars
         idle_timeout: Duration::from_secs(60),
         dir: PathBuf::from("."),
         fsync: Fsync::Always,
+        aof_rewrite_min_size: crate::log::REWRITE_MIN_SIZE,
         root: PathBuf::from("."),
     };
     let mut args = args.into_iter();
@@ -116,7 +121,11 @@ pub fn parse(spec: &Spec, args: impl IntoIterator<Item = String>) -> Result<Pars
             _ => (arg.clone(), None),
         };
         let known = matches!(flag.as_str(), "--addr" | "--threads" | "--idle-timeout")
-            || (spec.kv && matches!(flag.as_str(), "--dir" | "--fsync"))
+            || (spec.kv
+                && matches!(
+                    flag.as_str(),
+                    "--dir" | "--fsync" | "--aof-rewrite-min-size"
+                ))
             || (spec.root && flag == "--root");
         if !known {
             return Err(format!("unknown argument {arg:?}"));
@@ -159,11 +168,47 @@ pub fn parse(spec: &Spec, args: impl IntoIterator<Item = String>) -> Result<Pars
             }
             "--dir" => o.dir = PathBuf::from(value),
             "--fsync" => o.fsync = value.parse()?,
+            "--aof-rewrite-min-size" => {
+                o.aof_rewrite_min_size = parse_size(&value).ok_or_else(|| {
+                    format!(
+                        "--aof-rewrite-min-size wants bytes like 67108864 or 64mb, not {value:?}"
+                    )
+                })?
+            }
             "--root" => o.root = PathBuf::from(value),
             _ => unreachable!("flag {flag} was checked above"),
         }
     }
     Ok(Parsed::Run(o))
+}
+
+/// A size in bytes with Redis's optional units: `k`/`m`/`g` are powers of
+/// 1000, `kb`/`mb`/`gb` powers of 1024, any case.
+///
+/// # Example
+///
+/// ```
+/// use handoff_servers::cli::parse_size;
+/// assert_eq!(parse_size("64mb"), Some(64 << 20));
+/// assert_eq!(parse_size("2K"), Some(2000));
+/// assert_eq!(parse_size("100"), Some(100));
+/// assert_eq!(parse_size("lots"), None);
+/// ```
+pub fn parse_size(s: &str) -> Option<u64> {
+    let s = s.to_ascii_lowercase();
+    let digits = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(digits);
+    let mul: u64 = match unit {
+        "" => 1,
+        "k" => 1000,
+        "kb" => 1 << 10,
+        "m" => 1000 * 1000,
+        "mb" => 1 << 20,
+        "g" => 1000 * 1000 * 1000,
+        "gb" => 1 << 30,
+        _ => return None,
+    };
+    n.parse::<u64>().ok()?.checked_mul(mul)
 }
 
 /// Parses the process's arguments; prints usage and exits 0 on `--help`,
@@ -230,6 +275,14 @@ mod tests {
             (9, PathBuf::from("/d"), Fsync::EverySec)
         );
         assert_eq!(o.idle_timeout, Duration::from_millis(500));
+        assert_eq!(o.aof_rewrite_min_size, 64 << 20, "Redis's default");
+        let Ok(Parsed::Run(o)) = run(&kv, &["--aof-rewrite-min-size", "1kb"]) else {
+            panic!()
+        };
+        assert_eq!(o.aof_rewrite_min_size, 1024);
+        assert!(
+            matches!(run(&kv, &["--help"]), Ok(Parsed::Help(h)) if h.contains("--aof-rewrite-min-size BYTES"))
+        );
         assert!(matches!(run(&kv, &["-h"]), Ok(Parsed::Help(h)) if h.contains("--fsync")));
         for bad in [
             &["--bogus"][..],
@@ -237,6 +290,8 @@ mod tests {
             &["--threads", "0"],
             &["--threads", "x"],
             &["--fsync", "sometimes"],
+            &["--aof-rewrite-min-size", "64xb"],
+            &["--aof-rewrite-min-size", "-1"],
             &["--addr", "nope"],
             &["--root", "x"],
             &["--idle-timeout", "-1"],
@@ -246,6 +301,7 @@ mod tests {
         }
         let http = spec(false, true);
         assert!(run(&http, &["--fsync", "always"]).is_err());
+        assert!(run(&http, &["--aof-rewrite-min-size", "1"]).is_err());
         assert!(
             matches!(run(&http, &["--help"]), Ok(Parsed::Help(h)) if !h.contains("--fsync") && h.contains("--root"))
         );

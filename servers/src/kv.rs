@@ -2,12 +2,13 @@
 //!
 //! Commands: PING, ECHO, GET, SET (EX, PX, EXAT, PXAT, KEEPTTL, NX, XX,
 //! GET), DEL, EXISTS, INCR, DECR, INCRBY, DECRBY, MGET, MSET, EXPIRE,
-//! PEXPIRE, PEXPIREAT, TTL, PTTL, DBSIZE, FLUSHALL, FLUSHDB, QUIT, and what
-//! stock clients send when they connect: COMMAND (an empty array, so
-//! `redis-cli` runs without hints), CONFIG GET (the `save`/`appendonly`
-//! pairs `redis-benchmark` asks for, otherwise empty), CLIENT (`+OK`),
-//! SELECT 0, INFO (a minimal section), HELLO (an unknown-command error, as
-//! Redis 5 answers, so RESP3-capable clients fall back to RESP2).
+//! PEXPIRE, PEXPIREAT, TTL, PTTL, DBSIZE, FLUSHALL, FLUSHDB, BGREWRITEAOF,
+//! QUIT, and what stock clients send when they connect: COMMAND (an empty
+//! array, so `redis-cli` runs without hints), CONFIG GET (the
+//! `save`/`appendonly` pairs `redis-benchmark` asks for, otherwise empty),
+//! CLIENT (`+OK`), SELECT 0, INFO (server, persistence and keyspace
+//! sections), HELLO (an unknown-command error, as Redis 5 answers, so
+//! RESP3-capable clients fall back to RESP2).
 //!
 //! # Writes and the log
 //!
@@ -36,6 +37,16 @@
 //!
 //! Expiry is lazy (a read of an expired key removes it) plus a sweep every
 //! [`SWEEP_EVERY`] while any key has a deadline.
+//!
+//! # Compaction
+//!
+//! `BGREWRITEAOF`, or the sweeper when [`Log::rewrite_due`] says the log
+//! has doubled since its last rewrite, takes a snapshot of every live key
+//! under the store's lock (one `SET`, with `PXAT` if it expires, per key;
+//! expired keys are left out) and hands it to a task that writes the new
+//! log while clients keep writing; see [`crate::log`] for why no write is
+//! lost. The snapshot is a copy of the data, taken with the lock held:
+//! a pause proportional to the data set, where Redis forks instead.
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -208,14 +219,42 @@ impl<R: Rt> Kv<R> {
         dir: &std::path::Path,
         policy: crate::log::Fsync,
     ) -> std::io::Result<(Arc<Kv<R>>, crate::log::Replay)> {
+        Kv::open_with(rt, dir, crate::log::Options::new(policy))
+    }
+
+    /// [`Kv::open`] with the log's compaction options: the log is
+    /// rewritten (one `SET` per live key) once it reaches
+    /// [`Options::rewrite_min_size`](crate::log::Options) and twice its
+    /// size after the last rewrite, checked with every expiry sweep.
+    ///
+    /// # Errors
+    ///
+    /// Opening or replaying the log failed.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use handoff_servers::{kv::Kv, log::{Fsync, Options}, Threads};
+    /// let dir = std::env::temp_dir().join(format!("kv-open-with-doc-{}", std::process::id()));
+    /// let _ = std::fs::remove_dir_all(&dir);
+    /// std::fs::create_dir_all(&dir).unwrap();
+    /// let o = Options { rewrite_min_size: 1 << 20, ..Options::new(Fsync::Always) };
+    /// let (kv, replay) = Kv::open_with(Threads, &dir, o).unwrap();
+    /// assert_eq!((replay.records, kv.dbsize()), (0, 0));
+    /// ```
+    pub fn open_with(
+        rt: R,
+        dir: &std::path::Path,
+        opts: crate::log::Options,
+    ) -> std::io::Result<(Arc<Kv<R>>, crate::log::Replay)> {
         let kv = Kv::new(rt.clone());
         let mut sink = Vec::new();
-        let (log, replay) = Log::open(dir, policy, |args| {
+        let (log, replay) = Log::open_with(dir, opts, |args| {
             kv.exec_unlogged(args, &mut sink);
             sink.clear();
         })?;
         let log = Arc::new(log);
-        if policy == crate::log::Fsync::EverySec {
+        if opts.fsync == crate::log::Fsync::EverySec {
             rt.spawn(log.clone().run_everysec(rt.clone()));
         }
         let kv = Arc::new(Kv {
@@ -226,6 +265,30 @@ impl<R: Rt> Kv<R> {
         Ok((kv, replay))
     }
 
+    /// Starts a rewrite of the log (`BGREWRITEAOF`): the snapshot of every
+    /// live key is taken now, under the store's lock (held by the caller
+    /// as `db`), and written out by a task of its own.
+    fn start_rewrite(&self, db: &Db) -> Result<(), String> {
+        let Some(log) = &self.log else {
+            return Err("ERR no append-only log to rewrite".into());
+        };
+        let mut rw = log.begin_rewrite().map_err(|e| format!("ERR {e}"))?;
+        let now = now_ms();
+        for (k, e) in &db.map {
+            // An expired key would only be dropped again at replay.
+            if e.exp.is_none_or(|t| t > now) {
+                rw.set(k, &e.val, e.exp);
+            }
+        }
+        let rt = self.rt.clone();
+        self.rt.spawn(async move {
+            if let Err(e) = rw.run(rt).await {
+                eprintln!("kv: log rewrite failed, the old log stays: {e}");
+            }
+        });
+        Ok(())
+    }
+
     /// Spawns the expiry sweeper (it ends when the store is dropped).
     pub fn spawn_sweeper(self: &Arc<Self>) {
         let weak = Arc::downgrade(self);
@@ -234,7 +297,12 @@ impl<R: Rt> Kv<R> {
             loop {
                 rt.sleep(SWEEP_EVERY).await;
                 let Some(kv) = weak.upgrade() else { return };
-                kv.db.lock().unwrap().sweep();
+                let mut db = kv.db.lock().unwrap();
+                db.sweep();
+                // Redis checks for an automatic rewrite in its cron, too.
+                if kv.log.as_ref().is_some_and(|l| l.rewrite_due()) {
+                    let _ = kv.start_rewrite(&db);
+                }
             }
         });
     }
@@ -269,6 +337,19 @@ impl<R: Rt> Kv<R> {
     /// ```
     pub fn exec(&self, args: &[&[u8]], out: &mut Vec<u8>) -> Flow {
         let mut db = self.db.lock().unwrap();
+        // Here, not in `exec`, because it needs the runtime to spawn on.
+        if let [name, rest @ ..] = args {
+            if name.eq_ignore_ascii_case(b"BGREWRITEAOF") {
+                if !rest.is_empty() {
+                    return arity(out, name);
+                }
+                match self.start_rewrite(&db) {
+                    Ok(()) => resp::simple(out, "Background append only file rewriting started"),
+                    Err(e) => resp::error(out, &e),
+                }
+                return Flow::Continue(0);
+            }
+        }
         exec(&mut db, self.log.as_deref(), args, out)
     }
 }
@@ -661,8 +742,20 @@ fn exec_inner(db: &mut Db, log: Option<&Log>, args: &[&[u8]], out: &mut Vec<u8>)
         _ if is(&name, "CLIENT") => resp::simple(out, "OK"),
         _ if is(&name, "INFO") => {
             let expires = db.map.values().filter(|e| e.exp.is_some()).count();
+            let persistence = match log.map(Log::rewrite_stats) {
+                None => "aof_enabled:0\r\n".to_string(),
+                Some(s) => format!(
+                    "aof_enabled:1\r\naof_rewrite_in_progress:{}\r\naof_rewrites:{}\r\naof_rewrites_failed:{}\r\naof_last_bgrewrite_status:{}\r\naof_current_size:{}\r\naof_base_size:{}\r\n",
+                    s.in_progress as u8,
+                    s.rewrites,
+                    s.failures,
+                    if s.last_failed { "err" } else { "ok" },
+                    s.current_size,
+                    s.base_size
+                ),
+            };
             let info = format!(
-                "# Server\r\nredis_version:7.0.0\r\nredis_mode:standalone\r\nserver:handoff-kv\r\n\r\n# Keyspace\r\ndb0:keys={},expires={expires},avg_ttl=0\r\n",
+                "# Server\r\nredis_version:7.0.0\r\nredis_mode:standalone\r\nserver:handoff-kv\r\n\r\n# Persistence\r\n{persistence}\r\n# Keyspace\r\ndb0:keys={},expires={expires},avg_ttl=0\r\n",
                 db.map.len()
             );
             resp::bulk(out, Some(info.as_bytes()));

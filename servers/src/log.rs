@@ -18,17 +18,18 @@
 //!
 //! State (under one mutex): `buf` (records appended, not yet written),
 //! `appended`, `written`, `synced` (record counts), `leading` (a round is in
-//! flight), and the wakers of tasks waiting.
+//! flight), the wakers of tasks waiting, the current `file` and its `size`,
+//! and the rewrite's share (see Compaction).
 //!
 //! 1. [`Log::append`] encodes a record into `buf` and returns its sequence
 //!    number. The caller holds the store's lock, so log order is apply order.
 //! 2. [`Log::durable`]`(seq)` returns once record `seq` is done (synced for
 //!    `always`, written otherwise). If it is not, and no round is in flight,
-//!    the caller becomes the leader: it takes *all* of `buf` and runs one
-//!    round (`write` + `fdatasync`) through [`Rt::blocking`]. Otherwise it
-//!    waits as a follower; when the round ends every waiter is woken and
-//!    checks again (a follower whose record came after the round's cut
-//!    becomes the next leader).
+//!    the caller becomes the leader: it takes *all* of `buf` and the current
+//!    `file`, and runs one round (`write` + `fdatasync`) through
+//!    [`Rt::blocking`]. Otherwise it waits as a follower; when the round
+//!    ends every waiter is woken and checks again (a follower whose record
+//!    came after the round's cut becomes the next leader).
 //! 3. The round publishes its result (`written`/`synced`, clear `leading`,
 //!    wake the waiters) *inside* the blocking closure, after the syscalls.
 //!    So the protocol completes even if the leader's task is dropped while
@@ -51,6 +52,96 @@
 //! (their acknowledgements are never sent) and later writes are refused.
 //! Like PostgreSQL after its fsync bug, retrying an fsync that failed
 //! cannot be trusted to mean the data is safe.
+//!
+//! # Compaction (rewrite)
+//!
+//! Appending forever makes the file grow without bound and a restart replay
+//! all history. Like Redis's AOF rewrite, the log is replaced now and then
+//! by one record per live key (`SET k v`, or `SET k v PXAT t`) plus the
+//! records appended while that was being written. Terms: *S* is the
+//! sequence number of the last record covered by the snapshot; *W* is
+//! `written` at the switch; the *tail* is a copy of every record appended
+//! after S.
+//!
+//! 0. Trigger: [`Log::rewrite_due`] (checked by the store's sweeper every
+//!    100 ms, as Redis checks in its cron) once the file is at least
+//!    [`Options::rewrite_min_size`] and twice its size after the last
+//!    rewrite or open; or `BGREWRITEAOF`. One rewrite at a time.
+//! 1. Snapshot: under the store's lock, [`Log::begin_rewrite`] notes S =
+//!    `appended` and switches on the tail (from now on [`Log::append`] also
+//!    copies each record into it); the store adds every live key to the
+//!    [`Rewriter`] before it lets go of the lock. Appends happen only under
+//!    that lock, so the snapshot is exactly the state after record S.
+//! 2. Write: [`Rewriter::run`] writes the snapshot to [`REWRITE_FILE`] in
+//!    the same directory and fdatasyncs it, through [`Rt::blocking`], no
+//!    lock held. Meanwhile writes go on as usual, to the old file.
+//! 3. Catch up: it waits (`durable(S)`) until every record up to S is in
+//!    the old file, so that none of them can still be in `buf` at the
+//!    switch. Then it copies the tail's records that rounds have already
+//!    written to the old file (the tail minus its last `buf` + in-flight
+//!    bytes: both are suffixes of the same record stream) to the new file,
+//!    outside any round, up to `CATCHUP_PASSES` times.
+//! 4. Switch, at a round boundary: it waits until no round is in flight
+//!    (setting `switch_wanted` so that no new round starts meanwhile), then
+//!    takes `leading` itself. Now the old file holds records 1..=W and
+//!    `buf` exactly W+1..; the tail holds the records after the last
+//!    catch-up, of which `buf` is a suffix. It appends the tail minus that
+//!    suffix (records up to W) to the new file, fdatasyncs it, `rename`s it
+//!    over [`LOG_FILE`], fdatasyncs the directory, swaps `file`, and only
+//!    then publishes like a round (clearing `leading`, waking everyone).
+//!    The next round writes `buf` (W+1..) to the new file.
+//!
+//! Why it is correct. Order: the new file is snapshot(S), then S+1..W in
+//! append order, then later rounds; replaying it gives the state after
+//! each of those records, as replaying the old file would. No record is
+//! lost or doubled: records up to S are in the snapshot; S+1..W are in the
+//! tail and not in `buf`; W+1.. are in `buf` and cut off the tail. Every
+//! instant is durable per policy: until the rename the old file is the
+//! log and gets every round as before; the new file is complete and synced
+//! before the rename; records written to the new file only (after W) are
+//! acknowledged only after the directory sync made the rename durable, since
+//! the switch holds `leading` until then. A crash before the rename leaves
+//! the old log (and a partial [`REWRITE_FILE`], removed at open); after it,
+//! the new one. Rounds take `file` with `buf`, so a round never writes to a
+//! file that was switched away under it; the everysec task reads `written`
+//! and `file` together, and the switch has synced everything up to W.
+//! FLUSHALL or DEL during a rewrite are just records in the tail. The
+//! syncs happen whatever the policy, `no` included: renaming an unsynced
+//! file over the log could lose all of it at a power cut, not just the
+//! last seconds the policy gives up.
+//!
+//! Failures. Any error before the rename (disk full while writing the
+//! snapshot, a catch-up pass or the switch) removes the new file and ends
+//! the rewrite: the old log is untouched and keeps serving, the failure is
+//! counted ([`RewriteStats`]), and automatic rewrites pause for
+//! [`REWRITE_RETRY_AFTER_FAILURE`]. Unlike a failed round this does not
+//! poison the log: no acknowledged record depended on the new file. The
+//! exception is a failed directory sync after the rename: the old file
+//! could come back at a crash while new records go to the new one, so that
+//! poisons the log. A [`Rewriter`] dropped before the switch (its task
+//! dropped) abandons the rewrite; the switch itself, like a round, ends
+//! inside its blocking closure.
+//!
+//! Cost when no rewrite runs: one `Option` test per append, one bool per
+//! round leader, one `Arc` clone per round. While one runs: a copy of each
+//! record into the tail, memory for the snapshot and the tail, and a pause
+//! of group commit at the switch for one `write` + two fdatasyncs + a
+//! rename (the catch-up passes keep that write small).
+//!
+//! Rejected: forking (Redis's way) to get a snapshot without copying: a
+//! multithreaded process cannot safely fork and run Rust code in the child.
+//! Writing the snapshot while holding the store's lock: every client would
+//! stall for the whole write. Rewriting by replaying the old file into a
+//! new one (no snapshot): it reads the whole history back, and the state
+//! is already in memory. Starting the new file empty and redirecting new
+//! records to it before the snapshot is written: until it is complete,
+//! neither file alone would be a whole log. Taking `buf` into the switch
+//! (writing W+1.. too, as part of it): a failure then would lose records
+//! neither file holds, and the log would have to be poisoned. Redis 7's
+//! multi-part log (a base file plus incremental files, listed in a
+//! manifest): no copying of the tail at all, but a manifest to keep atomic
+//! and several files to replay; one file that is always a whole log keeps
+//! the format and the open path as they were.
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
@@ -61,8 +152,27 @@ use std::time::Duration;
 
 use crate::rt::Rt;
 
+mod rewrite;
+use rewrite::Rewrite;
+pub use rewrite::{RewriteRefused, RewriteStats, Rewriter};
+
 /// Name of the log file inside the data directory.
 pub const LOG_FILE: &str = "handoff-kv.aof";
+
+/// Name of the compacted log while a rewrite writes it (renamed over
+/// [`LOG_FILE`] when complete; a leftover one is removed at open).
+pub const REWRITE_FILE: &str = "handoff-kv.aof.rewrite";
+
+/// Default [`Options::rewrite_min_size`]: Redis's
+/// `auto-aof-rewrite-min-size`, 64 MiB. Below it a log is never rewritten
+/// automatically: replaying it takes well under a second anyway.
+pub const REWRITE_MIN_SIZE: u64 = 64 << 20;
+
+/// After a failed automatic rewrite, the next automatic one waits this
+/// long, so a full disk is not hammered with snapshot writes every cron
+/// tick (`BGREWRITEAOF` may still retry at once). Redis, too, backs off
+/// automatic rewrites after failures.
+pub const REWRITE_RETRY_AFTER_FAILURE: Duration = Duration::from_secs(5);
 
 /// Largest record accepted on replay: a command with a 512 MiB value plus
 /// headroom. Anything larger is corruption.
@@ -87,6 +197,37 @@ impl FromStr for Fsync {
             "everysec" => Ok(Fsync::EverySec),
             "no" => Ok(Fsync::No),
             _ => Err(format!("--fsync must be always, everysec or no, not {s:?}")),
+        }
+    }
+}
+
+/// How a [`Log`] persists and compacts itself.
+///
+/// # Example
+///
+/// ```
+/// use handoff_servers::log::{Fsync, Options, REWRITE_MIN_SIZE};
+/// let o = Options::new(Fsync::EverySec);
+/// assert_eq!(o.rewrite_min_size, REWRITE_MIN_SIZE);
+/// let tiny = Options { rewrite_min_size: 4096, ..o };
+/// assert_eq!(tiny.fsync, Fsync::EverySec);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Options {
+    /// When to fsync.
+    pub fsync: Fsync,
+    /// The log is rewritten automatically once it is at least this big and
+    /// twice as big as right after the last rewrite (or open), like Redis's
+    /// `auto-aof-rewrite-min-size` with `auto-aof-rewrite-percentage 100`.
+    pub rewrite_min_size: u64,
+}
+
+impl Options {
+    /// `fsync` with the default [`REWRITE_MIN_SIZE`].
+    pub fn new(fsync: Fsync) -> Options {
+        Options {
+            fsync,
+            rewrite_min_size: REWRITE_MIN_SIZE,
         }
     }
 }
@@ -131,9 +272,17 @@ struct State {
     written: u64,
     synced: u64,
     leading: bool,
+    /// Bytes the round in flight took (meaningful while `leading`).
+    inflight: usize,
     rounds: u64,
     waiters: Vec<Waker>,
     failed: Option<(io::ErrorKind, String)>,
+    /// The current log file. Replaced only by a rewrite's switch, which
+    /// holds `leading`: a round writes to the file it took with its buffer.
+    file: Arc<File>,
+    /// Bytes in `file` (everything written by rounds).
+    size: u64,
+    rw: Rewrite,
 }
 
 /// The append-only log; see the module docs.
@@ -159,8 +308,8 @@ struct State {
 /// assert_eq!((seen, replay.records, replay.torn_bytes), (2, 2, 0));
 /// ```
 pub struct Log {
-    file: Arc<File>,
     path: PathBuf,
+    dir: PathBuf,
     policy: Fsync,
     state: Mutex<State>,
 }
@@ -207,9 +356,41 @@ impl Log {
     pub fn open(
         dir: &Path,
         policy: Fsync,
+        apply: impl FnMut(&[&[u8]]),
+    ) -> io::Result<(Log, Replay)> {
+        Log::open_with(dir, Options::new(policy), apply)
+    }
+
+    /// [`Log::open`] with compaction options. A [`REWRITE_FILE`] left by a
+    /// rewrite that a crash interrupted is removed: it was never the log.
+    ///
+    /// # Errors
+    ///
+    /// Creating, reading or truncating the file, or removing a leftover
+    /// rewrite file, failed.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use handoff_servers::log::{Fsync, Log, Options, REWRITE_FILE};
+    /// let dir = std::env::temp_dir().join(format!("log-open-with-doc-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir).unwrap();
+    /// std::fs::write(dir.join(REWRITE_FILE), b"half a rewrite").unwrap();
+    /// let o = Options { rewrite_min_size: 1 << 20, ..Options::new(Fsync::Always) };
+    /// let (log, _) = Log::open_with(&dir, o, |_cmd| {}).unwrap();
+    /// assert!(!dir.join(REWRITE_FILE).exists());
+    /// # drop(log);
+    /// ```
+    pub fn open_with(
+        dir: &Path,
+        opts: Options,
         mut apply: impl FnMut(&[&[u8]]),
     ) -> io::Result<(Log, Replay)> {
         let path = dir.join(LOG_FILE);
+        match std::fs::remove_file(dir.join(REWRITE_FILE)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
         let mut file = OpenOptions::new()
             .read(true)
             .append(true)
@@ -246,18 +427,33 @@ impl Log {
             crate::sys::fdatasync(&file)?;
         }
         let log = Log {
-            file: Arc::new(file),
             path,
-            policy,
+            dir: dir.to_path_buf(),
+            policy: opts.fsync,
             state: Mutex::new(State {
                 buf: Vec::new(),
                 appended: 0,
                 written: 0,
                 synced: 0,
                 leading: false,
+                inflight: 0,
                 rounds: 0,
                 waiters: Vec::new(),
                 failed: None,
+                file: Arc::new(file),
+                size: at as u64,
+                rw: Rewrite {
+                    running: false,
+                    tail: None,
+                    switch_wanted: false,
+                    min_size: opts.rewrite_min_size,
+                    base: at as u64,
+                    done: 0,
+                    failures: 0,
+                    last_failed: false,
+                    retry_at: None,
+                    fault: None,
+                },
             }),
         };
         Ok((
@@ -286,15 +482,14 @@ impl Log {
 
     /// Appends a command; returns its sequence number for [`Log::durable`].
     pub fn append<A: AsRef<[u8]>>(&self, args: &[A]) -> u64 {
-        let mut st = self.state.lock().unwrap();
+        let mut guard = self.state.lock().unwrap();
+        let st = &mut *guard;
         let start = st.buf.len();
-        st.buf.extend_from_slice(&[0; 8]);
-        crate::resp::command(&mut st.buf, args);
-        let payload = &st.buf[start + 8..];
-        let len = (payload.len() as u32).to_le_bytes();
-        let crc = crc32(payload).to_le_bytes();
-        st.buf[start..start + 4].copy_from_slice(&len);
-        st.buf[start + 4..start + 8].copy_from_slice(&crc);
+        record(&mut st.buf, args);
+        // Step R1: while a rewrite runs, its tail gets a copy.
+        if let Some(tail) = &mut st.rw.tail {
+            tail.extend_from_slice(&st.buf[start..]);
+        }
         st.appended += 1;
         st.appended
     }
@@ -340,25 +535,27 @@ impl Log {
                 if done >= seq.min(st.appended) {
                     return Poll::Ready(Ok(None));
                 }
-                if !st.leading {
+                // A rewrite waiting to switch goes first (step R4).
+                if !st.leading && !st.rw.switch_wanted {
                     st.leading = true;
                     let buf = std::mem::take(&mut st.buf);
-                    return Poll::Ready(Ok(Some((buf, st.appended))));
+                    st.inflight = buf.len();
+                    return Poll::Ready(Ok(Some((buf, st.appended, st.file.clone()))));
                 }
                 st.waiters.push(cx.waker().clone());
                 Poll::Pending
             })
             .await?;
-            let Some((buf, cut)) = lead else {
+            let Some((buf, cut, file)) = lead else {
                 return Ok(());
             };
             // Step 3: one round; the closure publishes its own result.
             let this = self.clone();
             rt.blocking(move || {
                 let sync = this.policy == Fsync::Always;
-                let res = (&*this.file).write_all(&buf).and_then(|()| {
+                let res = (&*file).write_all(&buf).and_then(|()| {
                     if sync {
-                        crate::sys::fdatasync(&*this.file)
+                        crate::sys::fdatasync(&*file)
                     } else {
                         Ok(())
                     }
@@ -366,6 +563,7 @@ impl Log {
                 publish(&this.state, |st| match res {
                     Ok(()) => {
                         st.rounds += 1;
+                        st.size += buf.len() as u64;
                         st.written = cut;
                         if sync {
                             st.synced = cut;
@@ -390,11 +588,16 @@ impl Log {
         let mut synced = 0;
         loop {
             rt.sleep(Duration::from_secs(1)).await;
-            let written = self.state.lock().unwrap().written;
+            // The count and the file together: the records counted are in
+            // this file, or (a rewrite switched meanwhile) in the new one,
+            // which the switch synced.
+            let (written, file) = {
+                let st = self.state.lock().unwrap();
+                (st.written, st.file.clone())
+            };
             if written == synced {
                 continue;
             }
-            let file = self.file.clone();
             if let Err(e) = rt.blocking(move || crate::sys::fdatasync(&*file)).await {
                 let mut st = self.state.lock().unwrap();
                 st.failed = Some((e.kind(), format!("log fsync failed: {e}")));
@@ -405,6 +608,18 @@ impl Log {
             st.synced = st.synced.max(written);
         }
     }
+}
+
+/// Encodes one record: header, then the command as a RESP array.
+fn record<A: AsRef<[u8]>>(out: &mut Vec<u8>, args: &[A]) {
+    let start = out.len();
+    out.extend_from_slice(&[0; 8]);
+    crate::resp::command(out, args);
+    let payload = &out[start + 8..];
+    let len = (payload.len() as u32).to_le_bytes();
+    let crc = crc32(payload).to_le_bytes();
+    out[start..start + 4].copy_from_slice(&len);
+    out[start + 4..start + 8].copy_from_slice(&crc);
 }
 
 #[cfg(test)]
@@ -420,7 +635,7 @@ pub(crate) mod tests {
         d
     }
 
-    fn replay(dir: &Path) -> (Vec<Vec<Vec<u8>>>, Replay) {
+    pub(crate) fn replay(dir: &Path) -> (Vec<Vec<Vec<u8>>>, Replay) {
         let mut got = Vec::new();
         let (_, r) = Log::open(dir, Fsync::Always, |a| {
             got.push(a.iter().map(|x| x.to_vec()).collect())

@@ -475,9 +475,11 @@ pub fn start_child(entry: &str, var: &str, value: &Path) -> ChildInfo {
     }
 }
 
-/// The crash test: writers hammer a child with `--fsync always`; it is
-/// SIGKILLed mid-write; a torn record is appended to the log for good
-/// measure; after a restart every acknowledged write is there.
+/// The crash test: writers hammer a child with `--fsync always` while
+/// another client forces log rewrites back to back (BGREWRITEAOF); it is
+/// SIGKILLed mid-write, perhaps mid-rewrite; a torn record is appended to
+/// the log for good measure; after a restart every acknowledged write is
+/// there and no rewrite file is left.
 pub fn kv_crash(entry: &str) {
     let dir = temp_dir(&format!("crash-{entry}"));
     let mut first = start_kv_child(entry, &dir);
@@ -513,10 +515,47 @@ pub fn kv_crash(entry: &str) {
             })
         })
         .collect();
-    // Kill once every writer has had a few writes acknowledged.
+    // Rewrites the log again as soon as the last one ends; counts those done.
+    let rewrites = Arc::new(AtomicU64::new(0));
+    let rewriter = {
+        let (rewrites, stop) = (rewrites.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut c = Client::connect(addr);
+            while !stop.load(Ordering::Relaxed) {
+                for args in [&["BGREWRITEAOF"][..], &["INFO"]] {
+                    let mut b = Vec::new();
+                    resp::command(&mut b, args);
+                    if (&c.s).write_all(&b).is_err() {
+                        return;
+                    }
+                    match parse_until_reply(&mut c) {
+                        Some(Reply::Bulk(Some(info))) => {
+                            let info = String::from_utf8(info).unwrap();
+                            let n = info
+                                .lines()
+                                .find_map(|l| l.strip_prefix("aof_rewrites:"))
+                                .and_then(|n| n.parse().ok())
+                                .expect("INFO shows aof_rewrites");
+                            rewrites.store(n, Ordering::SeqCst);
+                        }
+                        // Started, or one runs already.
+                        Some(Reply::Simple(_) | Reply::Error(_)) => {}
+                        _ => return,
+                    }
+                }
+            }
+        })
+    };
+    // Kill once every writer has had a few writes acknowledged and a few
+    // rewrites have switched the log.
     let t0 = Instant::now();
-    while acked.iter().any(|a| a.load(Ordering::SeqCst) < 20) {
-        assert!(t0.elapsed() < WATCHDOG, "writers made no progress");
+    while acked.iter().any(|a| a.load(Ordering::SeqCst) < 20) || rewrites.load(Ordering::SeqCst) < 3
+    {
+        assert!(
+            t0.elapsed() < WATCHDOG,
+            "writers or rewrites made no progress: {} rewrites",
+            rewrites.load(Ordering::SeqCst)
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     first.child.kill().expect("SIGKILL the kv child");
@@ -525,6 +564,7 @@ pub fn kv_crash(entry: &str) {
     for h in handles {
         h.join().unwrap();
     }
+    rewriter.join().unwrap();
     // A torn record, as if the kill had cut one in half.
     let log = dir.join(handoff_servers::log::LOG_FILE);
     let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
@@ -533,6 +573,10 @@ pub fn kv_crash(entry: &str) {
     drop(f);
 
     let mut second = start_kv_child(entry, &dir);
+    assert!(
+        !dir.join(handoff_servers::log::REWRITE_FILE).exists(),
+        "a rewrite file the kill left is removed at open"
+    );
     assert!(
         second.torn >= 10,
         "the torn tail was noticed: {}",
