@@ -7,7 +7,7 @@
 //! array, so `redis-cli` runs without hints), CONFIG GET (the
 //! `save`/`appendonly` pairs `redis-benchmark` asks for, otherwise empty),
 //! CLIENT (`+OK`), SELECT 0, INFO (server, persistence and keyspace
-//! sections), HELLO (an unknown-command error, as Redis 5 answers, so
+//! sections; `INFO <section>...` picks some, as in Redis), HELLO (an unknown-command error, as Redis 5 answers, so
 //! RESP3-capable clients fall back to RESP2).
 //!
 //! # Writes and the log
@@ -754,11 +754,38 @@ fn exec_inner(db: &mut Db, log: Option<&Log>, args: &[&[u8]], out: &mut Vec<u8>)
                     s.base_size
                 ),
             };
-            let info = format!(
-                "# Server\r\nredis_version:7.0.0\r\nredis_mode:standalone\r\nserver:handoff-kv\r\n\r\n# Persistence\r\n{persistence}\r\n# Keyspace\r\ndb0:keys={},expires={expires},avg_ttl=0\r\n",
-                db.map.len()
-            );
-            resp::bulk(out, Some(info.as_bytes()));
+            let sections = [
+                (
+                    "server",
+                    "# Server\r\nredis_version:7.0.0\r\nredis_mode:standalone\r\nserver:handoff-kv\r\n"
+                        .to_string(),
+                ),
+                ("persistence", format!("# Persistence\r\n{persistence}")),
+                (
+                    "keyspace",
+                    format!(
+                        "# Keyspace\r\ndb0:keys={},expires={expires},avg_ttl=0\r\n",
+                        db.map.len()
+                    ),
+                ),
+            ];
+            // `INFO [section ...]`, as Redis 7: no argument, `all`,
+            // `default` or `everything` is every section; an unknown one
+            // adds nothing.
+            let all = rest.is_empty()
+                || rest.iter().any(|a| {
+                    ["all", "default", "everything"]
+                        .iter()
+                        .any(|w| a.eq_ignore_ascii_case(w.as_bytes()))
+                });
+            let info: Vec<&str> = sections
+                .iter()
+                .filter(|(name, _)| {
+                    all || rest.iter().any(|a| a.eq_ignore_ascii_case(name.as_bytes()))
+                })
+                .map(|(_, text)| text.as_str())
+                .collect();
+            resp::bulk(out, Some(info.join("\r\n").as_bytes()));
         }
         _ if is(&name, "QUIT") => {
             resp::simple(out, "OK");
@@ -932,6 +959,24 @@ mod tests {
         assert!(err(run(&kv, "SELECT 1")).contains("out of range"));
         assert!(err(run(&kv, "HELLO 3")).starts_with("ERR unknown command 'HELLO'"));
         assert!(matches!(run(&kv, "INFO"), Reply::Bulk(Some(i)) if i.starts_with(b"# Server")));
+        // One section, or several, by name in any case; unknown ones add nothing.
+        let Reply::Bulk(Some(ks)) = run(&kv, "INFO KEYSPACE") else {
+            panic!("INFO KEYSPACE is a bulk string");
+        };
+        assert!(ks.starts_with(b"# Keyspace\r\ndb0:keys="), "{ks:?}");
+        assert!(!ks.windows(8).any(|w| w == b"# Server"));
+        let Reply::Bulk(Some(two)) = run(&kv, "INFO server keyspace") else {
+            panic!("INFO with two sections is a bulk string");
+        };
+        assert!(two.starts_with(b"# Server") && two.windows(10).any(|w| w == b"# Keyspace"));
+        assert!(!two.windows(13).any(|w| w == b"# Persistence"));
+        assert_eq!(
+            run(&kv, "INFO nosuchsection"),
+            Reply::Bulk(Some(Vec::new()))
+        );
+        assert!(
+            matches!(run(&kv, "INFO all"), Reply::Bulk(Some(i)) if i.windows(13).any(|w| w == b"# Persistence"))
+        );
     }
 
     #[test]
