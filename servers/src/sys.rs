@@ -1,4 +1,4 @@
-//! The few raw system calls the servers make, each through [`syscall!`] so
+//! The few raw system calls the servers make, each through `syscall!` so
 //! `-1` becomes `io::Error::last_os_error()` and `EINTR` is retried.
 use std::io;
 use std::os::fd::AsRawFd;
