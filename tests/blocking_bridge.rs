@@ -655,3 +655,79 @@ fn a_loop_of_fast_calls_yields_to_the_tasks_behind_it() {
         assert!(at < CALLS / 2, "B ran only after call {at}");
     });
 }
+
+/// Go's `handoffp`: a slot retaken from a lasting call with no task queued
+/// still needs someone in the reactor, or a socket read (or a timer) of
+/// another task waits for the call to end. One slot; task R waits on a
+/// socket; task A's call lasts until R has read the byte, which a plain
+/// thread writes only once A's call has started. R must run (on the
+/// retaken slot) before A's call returns.
+#[test]
+fn io_is_polled_while_the_only_slot_sits_in_a_call() {
+    use futures::AsyncReadExt;
+    use std::io::Write;
+    watchdog(60, "io during a call", || {
+        let rt = Runtime::builder().worker_threads(1).build().unwrap();
+        let (ours, mut theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+        let got = rt
+            .block_on(rt.spawn(async move {
+                let mut ours = handoff::net::UnixStream::from_std(ours).unwrap();
+                let (tx, rx) = mpsc::channel::<u8>();
+                let reader = handoff::spawn(async move {
+                    let mut buf = [0u8; 1];
+                    ours.read_exact(&mut buf).await.unwrap();
+                    tx.send(buf[0]).unwrap();
+                });
+                // The reader polls once and waits on the socket.
+                handoff::yield_now().await;
+                let (started_tx, started_rx) = mpsc::channel::<()>();
+                let writer = std::thread::spawn(move || {
+                    started_rx.recv().unwrap();
+                    theirs.write_all(b"x").unwrap();
+                    theirs
+                });
+                let got = handoff::blocking(move || {
+                    started_tx.send(()).unwrap();
+                    rx.recv_timeout(PATIENCE)
+                })
+                .await;
+                reader.await.unwrap();
+                drop(writer.join().unwrap());
+                got
+            }))
+            .unwrap();
+        assert_eq!(
+            got,
+            Ok(b'x'),
+            "the reader never ran while the call lasted: nobody polled the reactor"
+        );
+    });
+}
+
+/// The same for a timer: task T sleeps 20 ms while the only slot's call
+/// lasts until T has woken.
+#[test]
+fn timers_fire_while_the_only_slot_sits_in_a_call() {
+    watchdog(60, "timer during a call", || {
+        let rt = Runtime::builder().worker_threads(1).build().unwrap();
+        let got = rt
+            .block_on(rt.spawn(async move {
+                let (tx, rx) = mpsc::channel::<()>();
+                let sleeper = handoff::spawn(async move {
+                    handoff::time::sleep(Duration::from_millis(20)).await;
+                    tx.send(()).unwrap();
+                });
+                // The sleeper polls once and arms its timer.
+                handoff::yield_now().await;
+                let got = handoff::blocking(move || rx.recv_timeout(PATIENCE)).await;
+                sleeper.await.unwrap();
+                got
+            }))
+            .unwrap();
+        assert_eq!(
+            got,
+            Ok(()),
+            "the timer never fired while the call lasted: nobody polled the reactor"
+        );
+    });
+}

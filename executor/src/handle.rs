@@ -597,12 +597,27 @@ impl Shared {
             self.start_thread(core);
             return;
         }
+        // Go's handoffp: a core with no work still needs someone in the
+        // reactor, or the I/O and timers of tasks that wait there stay
+        // unseen while every other core is idle or in a call. Nobody holds
+        // the reactor and no idle thread could take it: start a thread for
+        // the core (it finds nothing to run, lists the core idle and blocks
+        // in the reactor).
+        if !self.reactor.poller_held() && self.idle.num_idle_threads() == 0 {
+            self.start_thread(core);
+            return;
+        }
         self.park_core(core);
         // Work queued while the core was in transit found no idle core:
         // the stopper's re-check (idle.rs), for the monitor.
         fence(Ordering::SeqCst);
         if self.has_work() {
             self.notify_parked();
+        }
+        // An idle core and nobody in the reactor: idle threads stay off it
+        // while no core is idle (worker.rs, `park_idle`), so have one look.
+        if !self.reactor.poller_held() {
+            self.idle.nudge_thread();
         }
     }
 

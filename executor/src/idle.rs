@@ -308,6 +308,15 @@ impl<C> Idle<C> {
         found
     }
 
+    /// Unparks one listed idle thread without taking it off the list (it
+    /// re-evaluates: takes an idle core with work, or the reactor).
+    pub(crate) fn nudge_thread(&self) {
+        let l = self.lock();
+        if let Some(t) = l.threads.last() {
+            t.unparker.unpark();
+        }
+    }
+
     /// Every idle thread (shutdown wakes them all).
     pub(crate) fn take_all_threads(&self) -> Vec<Arc<ThreadCtl<C>>> {
         let mut l = self.lock();
@@ -350,6 +359,54 @@ mod tests {
             let found = work.load(Ordering::Acquire);
             let woke = submitter.join().unwrap();
             assert!(found || woke, "the task was queued and nobody will run it");
+        });
+    }
+
+    /// The reactor handshake of `worker.rs` ("Without a core") and
+    /// `Shared::handoff`: an idle thread enters the reactor only while a
+    /// core is idle, else it parks; a core parked with nobody in the reactor
+    /// nudges a listed idle thread. The reactor's poller lock is modelled by
+    /// `poller_held`. In every interleaving the core that went idle ends up
+    /// watched: the thread saw it and took the reactor, or it was unparked
+    /// and looks again (here: its `park` returns, which loom checks cannot
+    /// hang).
+    #[test]
+    fn loom_idle_core_gets_a_poller() {
+        loom::model(|| {
+            let idle = Arc::new(Idle::<u32>::new(1));
+            let poller_held = Arc::new(AtomicBool::new(false));
+            let parker = crate::park::Parker::new();
+            let me = Arc::new(ThreadCtl::<u32>::new(parker.unparker()));
+            let (i2, p2) = (idle.clone(), poller_held.clone());
+            // `Shared::handoff` with no work: park the core, then nudge.
+            let hander = thread::spawn(move || {
+                i2.push_core(Box::new(0));
+                fence(Ordering::SeqCst);
+                if !p2.load(Ordering::SeqCst) {
+                    i2.nudge_thread();
+                }
+            });
+            // `park_idle`: list, then take the reactor only with a core idle.
+            idle.push_thread(&me);
+            let mut polled = false;
+            loop {
+                fence(Ordering::SeqCst);
+                if idle.num_idle() > 0 {
+                    if poller_held
+                        .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+                        .is_ok()
+                    {
+                        polled = true;
+                    }
+                    break;
+                }
+                // No idle core (yet): park off the reactor. A nudge ends it;
+                // with no core ever parked, the hander has not run yet, and
+                // its nudge is still to come.
+                parker.park();
+            }
+            hander.join().unwrap();
+            assert!(polled, "a core went idle and no thread took the reactor");
         });
     }
 }

@@ -7,7 +7,7 @@
 //! | --- | --- | --- |
 //! | `epfd`, `eventfd` | everyone | immutable after `new`; closed when the last `Handle` drops |
 //! | `wake` | `Handle::wake` (any thread), the poller | lock-free, see below |
-//! | `poller_locked` | `try_lock_poller` / `PollerGuard::drop` | CAS, one holder at a time |
+//! | `poller_locked` | `try_lock_poller` / `PollerGuard::drop` / `poller_held` | CAS, one holder at a time; `poller_held` is a hint read after a caller's fence |
 //! | `poll_state` | the poller-lock holder only | a mutex that is never contended |
 //! | `io` | register/deregister (any thread), the poller once per turn | mutex |
 //! | `timers` | `Sleep` (any thread), the poller once or twice per turn | mutex |
@@ -400,6 +400,23 @@ impl Handle {
             .map(|_| PollerGuard {
                 inner: self.inner.clone(),
             })
+    }
+
+    /// Whether some thread holds the poller (blocks in it or turns it) at
+    /// this moment: a hint for a scheduler deciding whether to send a thread
+    /// into the reactor. `SeqCst`, so that a caller's `SeqCst` fence orders it
+    /// against its own earlier writes (the executor's idle-core handshake).
+    ///
+    /// ```
+    /// let h = handoff_reactor::Handle::new().unwrap();
+    /// assert!(!h.poller_held());
+    /// let g = h.try_lock_poller();
+    /// assert!(h.poller_held());
+    /// drop(g);
+    /// assert!(!h.poller_held());
+    /// ```
+    pub fn poller_held(&self) -> bool {
+        self.inner.poller_locked.load(Ordering::SeqCst)
     }
 
     /// Interrupts a thread blocked in [`PollerGuard::turn`], or makes the
