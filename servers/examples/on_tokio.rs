@@ -77,6 +77,7 @@ fn main() {
                         let opts = Options {
                             fsync: o.fsync,
                             rewrite_min_size: o.aof_rewrite_min_size,
+                            rewrite_percentage: o.aof_rewrite_percentage,
                         };
                         Kv::open_with(r, &o.dir, opts)
                     })

@@ -41,6 +41,9 @@ pub struct Options {
     pub fsync: Fsync,
     /// Rewrite the log automatically from this size on (kv).
     pub aof_rewrite_min_size: u64,
+    /// Growth in percent since the last compaction before an automatic
+    /// one; 0: never automatically (kv).
+    pub aof_rewrite_percentage: u32,
     /// Directory of served files.
     pub root: PathBuf,
 }
@@ -71,7 +74,8 @@ pub fn usage(spec: &Spec) -> String {
     if spec.kv {
         u.push_str("  --dir DIR             where the append-only log lives [default: .]\n");
         u.push_str("  --fsync POLICY        always | everysec | no [default: always]\n");
-        u.push_str("  --aof-rewrite-min-size BYTES\n                        compact the log once it is this big and twice its\n                        size after the last compaction; 64mb, 1gb, ...\n                        [default: 64mb]\n");
+        u.push_str("  --aof-rewrite-min-size BYTES\n                        compact the log once it is this big and has grown\n                        by --aof-rewrite-percentage; 64mb, 1gb, ...\n                        [default: 64mb]\n");
+        u.push_str("  --aof-rewrite-percentage N\n                        growth since the last compaction that triggers the\n                        next, in percent; 0: only BGREWRITEAOF [default: 100]\n");
     }
     if spec.root {
         u.push_str("  --root DIR            directory of the served files [default: .]\n");
@@ -109,6 +113,7 @@ pub fn parse(spec: &Spec, args: impl IntoIterator<Item = String>) -> Result<Pars
         dir: PathBuf::from("."),
         fsync: Fsync::Always,
         aof_rewrite_min_size: crate::log::REWRITE_MIN_SIZE,
+        aof_rewrite_percentage: crate::log::REWRITE_PERCENTAGE,
         root: PathBuf::from("."),
     };
     let mut args = args.into_iter();
@@ -124,7 +129,7 @@ pub fn parse(spec: &Spec, args: impl IntoIterator<Item = String>) -> Result<Pars
             || (spec.kv
                 && matches!(
                     flag.as_str(),
-                    "--dir" | "--fsync" | "--aof-rewrite-min-size"
+                    "--dir" | "--fsync" | "--aof-rewrite-min-size" | "--aof-rewrite-percentage"
                 ))
             || (spec.root && flag == "--root");
         if !known {
@@ -173,6 +178,11 @@ pub fn parse(spec: &Spec, args: impl IntoIterator<Item = String>) -> Result<Pars
                     format!(
                         "--aof-rewrite-min-size wants bytes like 67108864 or 64mb, not {value:?}"
                     )
+                })?
+            }
+            "--aof-rewrite-percentage" => {
+                o.aof_rewrite_percentage = value.parse().map_err(|_| {
+                    format!("--aof-rewrite-percentage wants a whole number like 100 (0: off), not {value:?}")
                 })?
             }
             "--root" => o.root = PathBuf::from(value),
@@ -280,6 +290,11 @@ mod tests {
             panic!()
         };
         assert_eq!(o.aof_rewrite_min_size, 1024);
+        assert_eq!(o.aof_rewrite_percentage, 100, "Redis's default");
+        let Ok(Parsed::Run(o)) = run(&kv, &["--aof-rewrite-percentage", "0"]) else {
+            panic!()
+        };
+        assert_eq!(o.aof_rewrite_percentage, 0);
         assert!(
             matches!(run(&kv, &["--help"]), Ok(Parsed::Help(h)) if h.contains("--aof-rewrite-min-size BYTES"))
         );
@@ -292,6 +307,8 @@ mod tests {
             &["--fsync", "sometimes"],
             &["--aof-rewrite-min-size", "64xb"],
             &["--aof-rewrite-min-size", "-1"],
+            &["--aof-rewrite-percentage", "-5"],
+            &["--aof-rewrite-percentage", "lots"],
             &["--addr", "nope"],
             &["--root", "x"],
             &["--idle-timeout", "-1"],

@@ -65,8 +65,9 @@
 //!
 //! 0. Trigger: [`Log::rewrite_due`] (checked by the store's sweeper every
 //!    100 ms, as Redis checks in its cron) once the file is at least
-//!    [`Options::rewrite_min_size`] and twice its size after the last
-//!    rewrite or open; or `BGREWRITEAOF`. One rewrite at a time.
+//!    [`Options::rewrite_min_size`] and has grown by
+//!    [`Options::rewrite_percentage`] (default 100: twice its size) since
+//!    the last rewrite or open; or `BGREWRITEAOF`. One rewrite at a time.
 //! 1. Snapshot: under the store's lock, [`Log::begin_rewrite`] notes S =
 //!    `appended` and switches on the tail (from now on [`Log::append`] also
 //!    copies each record into it); the store adds every live key to the
@@ -168,6 +169,10 @@ pub const REWRITE_FILE: &str = "handoff-kv.aof.rewrite";
 /// automatically: replaying it takes well under a second anyway.
 pub const REWRITE_MIN_SIZE: u64 = 64 << 20;
 
+/// Default [`Options::rewrite_percentage`]: Redis's
+/// `auto-aof-rewrite-percentage`, 100 (rewrite once the log has doubled).
+pub const REWRITE_PERCENTAGE: u32 = 100;
+
 /// After a failed automatic rewrite, the next automatic one waits this
 /// long, so a full disk is not hammered with snapshot writes every cron
 /// tick (`BGREWRITEAOF` may still retry at once). Redis, too, backs off
@@ -206,20 +211,27 @@ impl FromStr for Fsync {
 /// # Example
 ///
 /// ```
-/// use handoff_servers::log::{Fsync, Options, REWRITE_MIN_SIZE};
+/// use handoff_servers::log::{Fsync, Options, REWRITE_MIN_SIZE, REWRITE_PERCENTAGE};
 /// let o = Options::new(Fsync::EverySec);
-/// assert_eq!(o.rewrite_min_size, REWRITE_MIN_SIZE);
+/// assert_eq!((o.rewrite_min_size, o.rewrite_percentage), (REWRITE_MIN_SIZE, REWRITE_PERCENTAGE));
 /// let tiny = Options { rewrite_min_size: 4096, ..o };
 /// assert_eq!(tiny.fsync, Fsync::EverySec);
+/// let manual = Options { rewrite_percentage: 0, ..o }; // only BGREWRITEAOF
+/// # let _ = manual;
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Options {
     /// When to fsync.
     pub fsync: Fsync,
     /// The log is rewritten automatically once it is at least this big and
-    /// twice as big as right after the last rewrite (or open), like Redis's
-    /// `auto-aof-rewrite-min-size` with `auto-aof-rewrite-percentage 100`.
+    /// has grown by `rewrite_percentage` since the last rewrite (or open),
+    /// like Redis's `auto-aof-rewrite-min-size`.
     pub rewrite_min_size: u64,
+    /// How much the log must have grown since the last rewrite (or open),
+    /// in percent, before an automatic rewrite: Redis's
+    /// `auto-aof-rewrite-percentage`. 0 turns automatic rewrites off
+    /// (`BGREWRITEAOF` still rewrites).
+    pub rewrite_percentage: u32,
 }
 
 impl Options {
@@ -228,6 +240,7 @@ impl Options {
         Options {
             fsync,
             rewrite_min_size: REWRITE_MIN_SIZE,
+            rewrite_percentage: REWRITE_PERCENTAGE,
         }
     }
 }
@@ -447,6 +460,7 @@ impl Log {
                     tail: None,
                     switch_wanted: false,
                     min_size: opts.rewrite_min_size,
+                    percentage: opts.rewrite_percentage,
                     base: at as u64,
                     done: 0,
                     failures: 0,

@@ -82,6 +82,9 @@ pub(super) struct Rewrite {
     pub(super) switch_wanted: bool,
     /// [`Options::rewrite_min_size`](super::Options::rewrite_min_size).
     pub(super) min_size: u64,
+    /// [`Options::rewrite_percentage`](super::Options::rewrite_percentage):
+    /// 0 for no automatic rewrite.
+    pub(super) percentage: u32,
     /// `size` right after the last rewrite or open.
     pub(super) base: u64,
     /// Rewrites switched, rewrites failed, and whether the last one
@@ -116,10 +119,14 @@ impl Log {
     pub fn rewrite_due(&self) -> bool {
         let st = self.state.lock().unwrap();
         let rw = &st.rw;
+        let grown = rw
+            .base
+            .saturating_add(rw.base.saturating_mul(u64::from(rw.percentage)) / 100);
         !rw.running
+            && rw.percentage > 0
             && st.failed.is_none()
             && st.size > rw.base
-            && st.size >= rw.min_size.max(rw.base.saturating_mul(2))
+            && st.size >= rw.min_size.max(grown)
             && rw.retry_at.is_none_or(|t| Instant::now() >= t)
     }
 
@@ -682,5 +689,45 @@ mod tests {
         // Above the min size, but the base is tiny: due.
         assert!(log.rewrite_due());
         assert!(base < 100);
+    }
+
+    #[test]
+    fn rewrite_percentage_sets_the_growth_and_zero_turns_it_off() {
+        // 50%: due once the log is 1.5x its size after the last rewrite.
+        let dir = temp_dir("rewrite-pct");
+        let o = Options {
+            rewrite_min_size: 1,
+            rewrite_percentage: 50,
+            ..Options::new(Fsync::No)
+        };
+        let (log, _) = Log::open_with(&dir, o, |_| {}).unwrap();
+        let log = Arc::new(log);
+        write(&log, 0..20, "value");
+        let mut rw = log.begin_rewrite().unwrap();
+        for k in 0..20 {
+            rw.set(format!("k{k}").as_bytes(), b"value", None);
+        }
+        let base = block_on(rw.run(Threads)).unwrap();
+        let mut i = 100;
+        while log.rewrite_stats().current_size < base + base / 2 {
+            assert!(!log.rewrite_due(), "due before 50% growth");
+            write(&log, i..i + 1, "value");
+            i += 1;
+        }
+        assert!(log.rewrite_due(), "not due after 50% growth");
+        // 0: never automatically, however big; BGREWRITEAOF still works.
+        let dir = temp_dir("rewrite-off");
+        let o = Options {
+            rewrite_min_size: 1,
+            rewrite_percentage: 0,
+            ..Options::new(Fsync::No)
+        };
+        let (log, _) = Log::open_with(&dir, o, |_| {}).unwrap();
+        let log = Arc::new(log);
+        write(&log, 0..200, "value");
+        assert!(!log.rewrite_due());
+        let mut rw = log.begin_rewrite().unwrap();
+        rw.set(b"k0", b"value", None);
+        assert!(block_on(rw.run(Threads)).unwrap() > 0);
     }
 }
