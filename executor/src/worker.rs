@@ -52,7 +52,8 @@
 //! -> 2.6–3.4 ms. A core that becomes idle with nobody in the reactor
 //! (`Shared::handoff`) nudges an idle thread, or starts one (Go's
 //! `handoffp`): otherwise the I/O and timers of waiting tasks would go
-//! unseen while the only slot sits in a lasting call. Before waiting it takes an idle core
+//! unseen while the only slot sits in a lasting call (the handshake:
+//! `loom_idle_core_gets_a_poller`). Before waiting it takes an idle core
 //! itself if any queue has work (a thread freed by a slow exit picks up a
 //! core left on the idle list at the `max_threads` cap). A thread that waited
 //! `thread_keep_alive` with nothing handed exits, as long as more worker
@@ -510,6 +511,9 @@ impl WorkerCx {
             // core busy, what the turn wakes could only go to the global
             // queue, and the cores' own turns (every GLOBAL_POLL_INTERVAL
             // ticks, and when they run dry) put it in their rings instead.
+            // SeqCst pairs with the fence in `Shared::handoff` between its
+            // `park_core` and its look at the poller: either we see the idle
+            // core here, or it sees the poller free and nudges us.
             fence(Ordering::SeqCst);
             let poll = shared.idle.num_idle() > 0;
             if let Some(mut poller) = poll.then(|| shared.reactor.try_lock_poller()).flatten() {
