@@ -18,7 +18,6 @@ mod glue;
 
 use handoff_servers::cli::{parse_or_exit, Spec};
 use handoff_servers::kv::Kv;
-use handoff_servers::log::Options;
 
 fn main() {
     let spec = Spec {
@@ -39,14 +38,7 @@ fn main() {
         &o.addr.to_string(),
         |r| {
             let (kv, replay) = rt
-                .block_on(async {
-                    let opts = Options {
-                        fsync: o.fsync,
-                        rewrite_min_size: o.aof_rewrite_min_size,
-                        rewrite_percentage: o.aof_rewrite_percentage,
-                    };
-                    Kv::open_with(r, &o.dir, opts)
-                })
+                .block_on(async { Kv::open_with(r, &o.dir, o.log_options()) })
                 .unwrap_or_else(|e| {
                     eprintln!("kv: cannot open the log in {}: {e}", o.dir.display());
                     std::process::exit(1);

@@ -10,19 +10,23 @@ use handoff_executor::{spawn, Runtime};
 use handoff_reactor::time::sleep;
 use std::time::{Duration, Instant};
 
+/// `/proc/self/task/<tid>` of each of this process's threads named `name`.
+fn threads_named(name: &str) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir("/proc/self/task")
+        .expect("read /proc/self/task")
+        .map(|e| e.unwrap().path())
+        .filter(|path| {
+            std::fs::read_to_string(path.join("comm")).is_ok_and(|comm| comm.trim_end() == name)
+        })
+        .collect()
+}
+
 /// CPU time (user + system) of this process's threads named `name`, from
 /// `/proc/self/task/*/schedstat` (nanoseconds on the CPU), falling back to
 /// the clock ticks of `stat`.
 fn cpu_of_thread(name: &str) -> Duration {
     let mut total = Duration::ZERO;
-    for e in std::fs::read_dir("/proc/self/task").expect("read /proc/self/task") {
-        let path = e.unwrap().path();
-        let Ok(comm) = std::fs::read_to_string(path.join("comm")) else {
-            continue;
-        };
-        if comm.trim_end() != name {
-            continue;
-        }
+    for path in threads_named(name) {
         if let Some(ns) = std::fs::read_to_string(path.join("schedstat"))
             .ok()
             .and_then(|s| s.split(' ').next()?.parse::<u64>().ok())
@@ -242,14 +246,7 @@ fn the_monitor_is_a_batch_thread_at_the_process_nice_value() {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let mut found = Vec::new();
-        for e in std::fs::read_dir("/proc/self/task").expect("read /proc/self/task") {
-            let path = e.unwrap().path();
-            let Ok(comm) = std::fs::read_to_string(path.join("comm")) else {
-                continue;
-            };
-            if comm.trim_end() != MONITOR {
-                continue;
-            }
+        for path in threads_named(MONITOR) {
             let tid: libc::pid_t = path.file_name().unwrap().to_str().unwrap().parse().unwrap();
             // SAFETY: sched_getscheduler and getpriority only read the
             // scheduling settings of `tid`.

@@ -15,7 +15,6 @@ use std::sync::Arc;
 use handoff_servers::cli::{parse_or_exit_from, Spec};
 use handoff_servers::http::{Http, HttpConfig};
 use handoff_servers::kv::Kv;
-use handoff_servers::log::Options;
 use tokio_glue::{runtime, start, BlockMode};
 
 fn main() {
@@ -73,14 +72,7 @@ fn main() {
             &addr,
             |r| {
                 let (kv, replay) = rt
-                    .block_on(async {
-                        let opts = Options {
-                            fsync: o.fsync,
-                            rewrite_min_size: o.aof_rewrite_min_size,
-                            rewrite_percentage: o.aof_rewrite_percentage,
-                        };
-                        Kv::open_with(r, &o.dir, opts)
-                    })
+                    .block_on(async { Kv::open_with(r, &o.dir, o.log_options()) })
                     .expect("open the log");
                 eprintln!(
                     "replayed {} records ({} torn bytes cut)",

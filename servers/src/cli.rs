@@ -48,6 +48,25 @@ pub struct Options {
     pub root: PathBuf,
 }
 
+impl Options {
+    /// The kv log's options these flags ask for (`--fsync`,
+    /// `--aof-rewrite-min-size`, `--aof-rewrite-percentage`).
+    ///
+    /// ```
+    /// use handoff_servers::cli::{parse_or_exit_from, Spec};
+    /// let spec = Spec { name: "kv", about: "a store", default_addr: "127.0.0.1:6380", kv: true, root: false };
+    /// let o = parse_or_exit_from(&spec, ["--aof-rewrite-percentage".to_string(), "0".to_string()]);
+    /// assert_eq!(o.log_options().rewrite_percentage, 0);
+    /// ```
+    pub fn log_options(&self) -> crate::log::Options {
+        crate::log::Options {
+            fsync: self.fsync,
+            rewrite_min_size: self.aof_rewrite_min_size,
+            rewrite_percentage: self.aof_rewrite_percentage,
+        }
+    }
+}
+
 /// What the command line asks for.
 #[derive(Debug, PartialEq)]
 pub enum Parsed {
