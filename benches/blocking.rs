@@ -14,6 +14,8 @@
 //!    them, in the same run, the kernel's floor: the same rounds with bare
 //!    threads and one or two raw wake-ups and no runtime at all (see "the
 //!    kernel's floor" below), and our ratios to it.
+//!    Under the table, each variant's rounds split by where the woken side
+//!    ran (the waker's CPU, or another: see "Where the tail comes from").
 //! 3. Exit latency: the call returns -> the task continues (fast path).
 //!
 //! Run: `cargo bench --bench blocking` (about 2.5 minutes of measuring);
@@ -47,6 +49,31 @@ const EXIT_SAMPLES: usize = 100_000;
 fn getpid() -> i64 {
     // SAFETY: getpid has no preconditions; the raw syscall is never cached.
     unsafe { libc::syscall(libc::SYS_getpid) }
+}
+
+/// The CPU this thread runs on now (-1 if the kernel cannot say).
+fn cpu_now() -> i32 {
+    // SAFETY: sched_getcpu has no arguments or preconditions.
+    unsafe { libc::sched_getcpu() }
+}
+
+/// One hand-off round: A's entry -> B's first poll, and whether B ran on
+/// the CPU A entered its call on (see "Where the tail comes from").
+#[derive(Clone, Copy)]
+struct Round {
+    latency: Duration,
+    same_cpu: bool,
+}
+
+/// Sorted latencies of `rounds` (all, or those with `same_cpu == only`).
+fn latencies(rounds: &[Round], only: Option<bool>) -> Vec<Duration> {
+    let mut v: Vec<Duration> = rounds
+        .iter()
+        .filter(|r| only.is_none_or(|o| r.same_cpu == o))
+        .map(|r| r.latency)
+        .collect();
+    v.sort();
+    v
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -486,13 +513,14 @@ impl Condition {
 
 /// One round in a task on a one-slot runtime: maybe compute, spawn B behind
 /// us, stamp, enter the 20 ms call; returns B's first poll - our entry.
-async fn handoff_round(variant: Variant, condition: Condition) -> Duration {
+async fn handoff_round(variant: Variant, condition: Condition) -> Round {
     if condition == Condition::AfterBusy {
         spin_for(BUSY_BEFORE);
     }
     let (tx, rx) = mpsc::channel();
-    let b = handoff::spawn(async move { tx.send(Instant::now()).unwrap() });
+    let b = handoff::spawn(async move { tx.send((Instant::now(), cpu_now())).unwrap() });
     let entry = Instant::now();
+    let entry_cpu = cpu_now();
     match variant {
         Variant::Blocking | Variant::BlockingLearned => {
             handoff::blocking(|| std::thread::sleep(CALL)).await
@@ -501,26 +529,35 @@ async fn handoff_round(variant: Variant, condition: Condition) -> Duration {
         _ => unreachable!("tokio variants run on tokio"),
     }
     b.await.unwrap();
-    rx.recv().unwrap().saturating_duration_since(entry)
+    let (ran, cpu) = rx.recv().unwrap();
+    Round {
+        latency: ran.saturating_duration_since(entry),
+        same_cpu: cpu == entry_cpu,
+    }
 }
 
-async fn tokio_round(variant: Variant, condition: Condition) -> Duration {
+async fn tokio_round(variant: Variant, condition: Condition) -> Round {
     if condition == Condition::AfterBusy {
         spin_for(BUSY_BEFORE);
     }
     let (tx, rx) = mpsc::channel();
-    let b = tokio::spawn(async move { tx.send(Instant::now()).unwrap() });
+    let b = tokio::spawn(async move { tx.send((Instant::now(), cpu_now())).unwrap() });
     let entry = Instant::now();
+    let entry_cpu = cpu_now();
     match variant {
         Variant::BlockInPlace => tokio::task::block_in_place(|| std::thread::sleep(CALL)),
         Variant::NoBridge => std::thread::sleep(CALL),
         _ => unreachable!("handoff variants run on handoff"),
     }
     b.await.unwrap();
-    rx.recv().unwrap().saturating_duration_since(entry)
+    let (ran, cpu) = rx.recv().unwrap();
+    Round {
+        latency: ran.saturating_duration_since(entry),
+        same_cpu: cpu == entry_cpu,
+    }
 }
 
-fn latency_samples(variant: Variant, condition: Condition) -> Vec<Duration> {
+fn latency_samples(variant: Variant, condition: Condition) -> Vec<Round> {
     let rounds = match (variant, condition) {
         (Variant::NoBridge, _) => LAT_ROUNDS_NO_BRIDGE,
         (_, Condition::AfterIdle) => LAT_ROUNDS_IDLE,
@@ -531,7 +568,7 @@ fn latency_samples(variant: Variant, condition: Condition) -> Vec<Duration> {
             std::thread::sleep(IDLE_BEFORE);
         }
     };
-    let mut v: Vec<Duration> = match variant {
+    match variant {
         Variant::Blocking | Variant::BlockingLearned | Variant::BlockingLong => {
             let rt = handoff_rt(1);
             let learning = handoff::call_site_learning();
@@ -558,9 +595,26 @@ fn latency_samples(variant: Variant, condition: Condition) -> Vec<Duration> {
             rt.shutdown_timeout(Duration::from_secs(5));
             v
         }
+    }
+}
+
+/// One line of the "where the tail comes from" block: the rounds whose
+/// woken side ran on the waker's CPU, and those where it ran elsewhere.
+fn split_line(name: &str, rounds: &[Round]) -> String {
+    let part = |same: bool| {
+        let v = latencies(rounds, Some(same));
+        if v.is_empty() {
+            format!("{:>4} {:>10} {:>10}", 0, "-", "-")
+        } else {
+            format!(
+                "{:>4} {:>10} {:>10}",
+                v.len(),
+                fmt_d(pct(&v, 0.5)),
+                fmt_d(pct(&v, 0.9))
+            )
+        }
     };
-    v.sort();
-    v
+    format!("{:<20} {:<24} {} | {}", "", name, part(true), part(false))
 }
 
 fn handoff_latency() {
@@ -586,6 +640,7 @@ fn handoff_latency() {
             continue;
         }
         let (mut p50, mut p99) = (Vec::new(), Vec::new());
+        let mut splits = Vec::new();
         for variant in [
             Variant::Blocking,
             Variant::BlockingLong,
@@ -593,7 +648,11 @@ fn handoff_latency() {
             Variant::NoBridge,
             Variant::BlockingLearned,
         ] {
-            let v = latency_samples(variant, condition);
+            let rounds = latency_samples(variant, condition);
+            let v = latencies(&rounds, None);
+            if variant != Variant::NoBridge {
+                splits.push(split_line(variant.name(), &rounds));
+            }
             println!(
                 "{:<20} {:<24} {:>10} {:>10} {:>10} {:>7}   {}",
                 condition.name(),
@@ -614,7 +673,9 @@ fn handoff_latency() {
         };
         let mut floors = Vec::new();
         for kind in [Floor::Futex, Floor::Eventfd, Floor::MonitorChain] {
-            let v = floor_samples(kind, rounds, condition);
+            let samples = floor_samples(kind, rounds, condition);
+            splits.push(split_line(kind.name(), &samples));
+            let v = latencies(&samples, None);
             println!(
                 "{:<20} {:<24} {:>10} {:>10} {:>10} {:>7}   (kernel + VM, no runtime)",
                 condition.name(),
@@ -648,6 +709,16 @@ fn handoff_latency() {
             r(p50[2], f50),
             r(p99[2], f99)
         );
+        println!(
+            "{:<20} {:<24} {:>26} | {:>26}",
+            "",
+            "where the woken side ran:",
+            "on the waker's CPU: n p50 p90",
+            "on another CPU: n p50 p90"
+        );
+        for line in splits {
+            println!("{line}");
+        }
     }
     println!();
 }
@@ -675,7 +746,29 @@ fn handoff_latency() {
 // Measured on the 2-vCPU VM: a wake-up alone is ~20 µs at the median
 // (futex) and ~27 µs (eventfd into epoll), with millisecond tails whenever
 // other processes keep both vCPUs busy; the waker's own system call takes
-// ~11 µs (the VM's inter-processor interrupt).
+// ~9 µs when the woken thread runs on the waker's CPU, ~22 µs when it runs
+// on the other one (the VM's inter-processor interrupt).
+//
+// ## Where the tail comes from
+// Every round also records whether the woken side (B's first poll, or the
+// floor's woken thread) ran on the CPU that A entered its call on, and the
+// bench prints the two groups apart ("where the woken side ran"). On the
+// reference VM (2 vCPUs, `cpuidle` haltpoll with `guest_halt_poll_ns` 0,
+// so an idle vCPU halts at once) a wake-up that the kernel places on the
+// other vCPU takes ~100-130 µs at the median, one on the waker's CPU
+// ~20-30 µs. The bare floors almost always stay on the waker's CPU. The
+// runtime rounds of the back-to-back condition (handoff's and tokio's
+// alike) go to the other vCPU in a third to a half of the rounds: there a
+// third thread (the bench's `block_on` caller, which wakes at the end of
+// each round and spawns the next) has just left that vCPU idle, and the
+// kernel's idle-CPU search picks it. Those rounds are the p99. Two ways to
+// steer the wake-up to the caller's CPU were measured and dropped:
+// - `sched_setaffinity` on the idle thread before waking it: the kernel
+//   then moves a thread that last ran on the other vCPU, which costs the
+//   waker ~24 µs (p50 of the hand-off 23 -> 45 µs);
+// - preferring an idle thread that last blocked on the caller's CPU: one
+//   slot has one idle thread, so there is nothing to choose from, and the
+//   kernel's choice did not follow the thread's last CPU anyway.
 
 fn futex_wait_raw(word: &AtomicU32, expected: u32, deadline: Option<&libc::timespec>) {
     let ts = deadline.map_or(std::ptr::null(), |t| t as *const libc::timespec);
@@ -741,7 +834,7 @@ impl Floor {
 
 /// A thread that waits for round numbers on `word` (or on an eventfd in
 /// epoll) and writes the time it ran into `ran`.
-fn floor_samples(kind: Floor, rounds: usize, condition: Condition) -> Vec<Duration> {
+fn floor_samples(kind: Floor, rounds: usize, condition: Condition) -> Vec<Round> {
     use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
     use std::sync::Arc;
     struct Sh {
@@ -749,6 +842,7 @@ fn floor_samples(kind: Floor, rounds: usize, condition: Condition) -> Vec<Durati
         mon: AtomicU32,
         entry: AtomicU64,
         ran: AtomicU64,
+        ran_cpu: std::sync::atomic::AtomicI32,
         efd: i32,
         epfd: i32,
     }
@@ -768,6 +862,7 @@ fn floor_samples(kind: Floor, rounds: usize, condition: Condition) -> Vec<Durati
         mon: AtomicU32::new(0),
         entry: AtomicU64::new(0),
         ran: AtomicU64::new(0),
+        ran_cpu: std::sync::atomic::AtomicI32::new(-1),
         efd,
         epfd,
     });
@@ -794,6 +889,7 @@ fn floor_samples(kind: Floor, rounds: usize, condition: Condition) -> Vec<Durati
             }
             if r != seen {
                 seen = r;
+                s.ran_cpu.store(cpu_now(), SeqCst);
                 s.ran.store(mono_ns(), SeqCst);
             }
         }
@@ -839,6 +935,7 @@ fn floor_samples(kind: Floor, rounds: usize, condition: Condition) -> Vec<Durati
             Condition::BackToBack => {}
         }
         sh.ran.store(0, SeqCst);
+        let entry_cpu = cpu_now();
         let entry = mono_ns();
         sh.entry.store(entry, SeqCst);
         match kind {
@@ -860,7 +957,10 @@ fn floor_samples(kind: Floor, rounds: usize, condition: Condition) -> Vec<Durati
         std::thread::sleep(CALL);
         let ran = sh.ran.load(SeqCst);
         if ran != 0 {
-            v.push(Duration::from_nanos(ran.saturating_sub(entry)));
+            v.push(Round {
+                latency: Duration::from_nanos(ran.saturating_sub(entry)),
+                same_cpu: sh.ran_cpu.load(SeqCst) == entry_cpu,
+            });
         }
     }
     sh.go.store(STOP, SeqCst);
@@ -879,7 +979,6 @@ fn floor_samples(kind: Floor, rounds: usize, condition: Condition) -> Vec<Durati
         libc::close(efd);
         libc::close(epfd);
     }
-    v.sort();
     v
 }
 
