@@ -563,35 +563,52 @@ fn latency_samples(variant: Variant, condition: Condition) -> Vec<Round> {
         (_, Condition::AfterIdle) => LAT_ROUNDS_IDLE,
         _ => LAT_ROUNDS,
     };
-    let idle = || {
-        if condition == Condition::AfterIdle {
-            std::thread::sleep(IDLE_BEFORE);
-        }
-    };
+    let idle = condition == Condition::AfterIdle;
+    // The rounds are driven by a task inside the runtime, as Go's reference
+    // drives them from its main goroutine (`benches/go`): each round is a
+    // new task A; the driver waits for it (on the runtime's timer first,
+    // after idle). Driving each round by `block_on` from the bench's own
+    // thread would add that thread's wake-up to every round, and the vCPU
+    // it leaves idle is where the kernel then puts the hand-off's wake-up in
+    // a third to a half of the rounds ("Where the tail comes from").
     match variant {
         Variant::Blocking | Variant::BlockingLearned | Variant::BlockingLong => {
             let rt = handoff_rt(1);
             let learning = handoff::call_site_learning();
             handoff::set_call_site_learning(variant == Variant::BlockingLearned);
-            let v = (0..rounds)
-                .map(|_| {
-                    idle();
-                    rt.block_on(rt.spawn(handoff_round(variant, condition)))
-                        .unwrap()
-                })
-                .collect();
+            let v = rt
+                .block_on(rt.spawn(async move {
+                    let mut v = Vec::with_capacity(rounds);
+                    for _ in 0..rounds {
+                        if idle {
+                            handoff::time::sleep(IDLE_BEFORE).await;
+                        }
+                        v.push(
+                            handoff::spawn(handoff_round(variant, condition))
+                                .await
+                                .unwrap(),
+                        );
+                    }
+                    v
+                }))
+                .unwrap();
             handoff::set_call_site_learning(learning);
             v
         }
         Variant::BlockInPlace | Variant::NoBridge => {
             let rt = tokio_rt(1);
-            let v = (0..rounds)
-                .map(|_| {
-                    idle();
-                    rt.block_on(rt.spawn(tokio_round(variant, condition)))
-                        .unwrap()
-                })
-                .collect();
+            let v = rt
+                .block_on(rt.spawn(async move {
+                    let mut v = Vec::with_capacity(rounds);
+                    for _ in 0..rounds {
+                        if idle {
+                            tokio::time::sleep(IDLE_BEFORE).await;
+                        }
+                        v.push(tokio::spawn(tokio_round(variant, condition)).await.unwrap());
+                    }
+                    v
+                }))
+                .unwrap();
             rt.shutdown_timeout(Duration::from_secs(5));
             v
         }
