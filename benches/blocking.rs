@@ -773,12 +773,15 @@ fn handoff_latency() {
 // reference VM (2 vCPUs, `cpuidle` haltpoll with `guest_halt_poll_ns` 0,
 // so an idle vCPU halts at once) a wake-up that the kernel places on the
 // other vCPU takes ~100-130 µs at the median, one on the waker's CPU
-// ~20-30 µs. The bare floors almost always stay on the waker's CPU. The
-// runtime rounds of the back-to-back condition (handoff's and tokio's
-// alike) go to the other vCPU in a third to a half of the rounds: there a
-// third thread (the bench's `block_on` caller, which wakes at the end of
-// each round and spawns the next) has just left that vCPU idle, and the
-// kernel's idle-CPU search picks it. Those rounds are the p99. Two ways to
+// ~20-30 µs. The bare floors almost always stay on the waker's CPU. When
+// each round was a `block_on` from the bench's own thread, the runtime
+// rounds (handoff's and tokio's alike) went to the other vCPU in 68-124 of
+// 250 back-to-back rounds: that thread woke at the end of each round,
+// spawned the next and left its vCPU idle just before A's entry, and the
+// kernel's idle-CPU search picked it. Those rounds were the whole p99
+// (141-166 µs). Driven from a task inside the runtime, as Go's reference
+// drives them from its main goroutine, 1-4 of 250 do, and the p99 is the
+// rest of the distribution plus those few. Two ways to
 // steer the wake-up to the caller's CPU were measured and dropped:
 // - `sched_setaffinity` on the idle thread before waking it: the kernel
 //   then moves a thread that last ran on the other vCPU, which costs the
