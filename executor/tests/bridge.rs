@@ -140,7 +140,10 @@ fn standby_retakes_after_a_quiet_spell_without_the_monitor() {
             retake_round(&rt);
             let m1 = rt.metrics();
             assert!(m1.retakes > m0.retakes, "{m1:?}");
-            assert_eq!(m1.threads_spawned, m0.threads_spawned, "{m1:?}");
+            // The slot went to an idle thread, not a new one. (Taking the
+            // only idle thread out of the reactor also starts one spare with
+            // no slot, `Shared::spawn_spare`: at most one.)
+            assert!(m1.threads_spawned <= m0.threads_spawned + 1, "{m1:?}");
             let wakes = m1.monitor_wakes - m0.monitor_wakes;
             if wakes == 0 {
                 return;
