@@ -186,7 +186,16 @@ pub(crate) struct Shared {
     next_block_on: AtomicU64,
     /// This `Shared`'s own `Arc` (for spawning threads from `&self`).
     me: std::sync::Weak<Shared>,
+    /// When a hand-off last had to take the poller out of the reactor (a
+    /// clock stamp, 0: never): `spawn_spare` acts on the second within
+    /// `SPARE_WINDOW`.
+    poller_handoff_at: AtomicU64,
 }
+
+/// Two hand-offs that had to take the poller within this long start a spare
+/// thread (`Shared::spawn_spare`): hand-offs are then a pattern, not a
+/// one-off (a call preempted by the kernel and retaken once in a while).
+const SPARE_WINDOW: Duration = Duration::from_millis(100);
 
 /// A handle to a runtime: spawn onto it, enter it, read its metrics.
 /// Cheap to clone (an `Arc`).
@@ -267,6 +276,7 @@ impl Handle {
             pool: Pool::new(),
             block_ons: Mutex::new(Vec::new()),
             next_block_on: AtomicU64::new(0),
+            poller_handoff_at: AtomicU64::new(0),
         });
         let handle = Handle { shared };
         // Start the worker threads, idle: they park (one in the reactor)
@@ -591,15 +601,24 @@ impl Shared {
         self.park_core(core);
     }
 
-    /// Starts one idle thread with no core when the last idle thread was
-    /// just taken out of the reactor for a hand-off, so that the next
-    /// hand-off wakes a thread parked on its futex rather than the poller
-    /// again (Go keeps idle threads on `sched.midle` besides the one in
-    /// netpoll). Measured on the reference VM: see "Which idle thread" in
-    /// `standby.rs`.
-    /// Under `max_threads` only; the thread exits after `thread_keep_alive`
-    /// unused, like any idle thread beyond the slots' count.
+    /// Called when a hand-off just took the last idle thread out of the
+    /// reactor. If that happened before within `SPARE_WINDOW`, starts one
+    /// idle thread with no core, so that the next hand-offs wake a thread
+    /// parked on its futex rather than the poller again (Go keeps idle
+    /// threads on `sched.midle` besides the one in netpoll). Measured on the
+    /// reference VM: see "Which idle thread" in `standby.rs`. A lone
+    /// hand-off starts nothing: a runtime whose calls are short keeps the
+    /// threads it has. Under `max_threads` only; the thread exits after
+    /// `thread_keep_alive` unused, like any idle thread beyond the slots'
+    /// count.
     pub(crate) fn spawn_spare(&self) {
+        let now = crate::clock::now();
+        // Relaxed: a hint; two racing hand-offs start at most one spare
+        // each, under `max_threads`.
+        let prev = self.poller_handoff_at.swap(now, Ordering::Relaxed);
+        if prev == 0 || now.wrapping_sub(prev) > crate::clock::to_stamps(SPARE_WINDOW) {
+            return;
+        }
         if self.is_shutdown() || self.idle.num_idle_threads() > 0 {
             return;
         }

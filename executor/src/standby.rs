@@ -64,10 +64,13 @@
 //! on the reference VM a futex wake runs the thread ~22 µs after the call at
 //! the median, an eventfd write into `epoll_wait` ~30 µs (the floor rows of
 //! `cargo bench --bench blocking`). A one-slot runtime has one idle thread,
-//! and it waits in the reactor (the slot was idle when it parked), so the
-//! hand-off that takes it from there also starts one spare thread with no
-//! slot (`Shared::spawn_spare`, under `max_threads`), which parks on its
-//! futex and takes the next hand-off. Go has the same shape: `startm`
+//! and it waits in the reactor (the slot was idle when it parked), so a
+//! hand-off that takes it from there for the second time within 100 ms
+//! also starts one spare thread with no slot (`Shared::spawn_spare`, under
+//! `max_threads`), which parks on its futex and takes the next hand-offs.
+//! (A lone hand-off starts nothing: `cargo bench --bench blocking`'s
+//! 64-task runs, whose rare retakes are calls preempted by the kernel, keep
+//! their target of no thread beyond the slots.) Go has the same shape: `startm`
 //! takes a thread off `sched.midle`, never the one in netpoll. Measured,
 //! one slot, back-to-back 20 ms calls (p50 of the hand-off, two runs
 //! before, one after): `blocking_long` 33-35 -> 26 µs, `blocking` 37-39 ->
