@@ -1,4 +1,5 @@
-//! Issue 4, behaviours 6 and 11: the thread cap and `spawn_blocking`.
+//! Issue 4, behaviours 6 and 11: the thread cap and `spawn_blocking`; the
+//! spare thread that repeated hand-offs start (and sparse ones do not).
 //!
 //! `threads_alive` is sampled by a watcher thread for the whole scenario: the
 //! cap must hold at every moment, not only at the end.
@@ -258,6 +259,67 @@ fn mixed_calls_under_a_small_cap_lose_no_task_and_poll_none_twice() {
             m.blocking_idle_slot_exits - before.blocking_idle_slot_exits,
             m.blocking_slow_exits - before.blocking_slow_exits,
             m.threads_spawned - before.threads_spawned
+        );
+    });
+}
+
+/// One round on a one-slot runtime: A makes a `blocking_long` call with B
+/// queued behind it (B runs on the thread the slot is handed to).
+fn hand_off_round(rt: &Runtime) {
+    rt.block_on(rt.spawn(async {
+        let (tx, rx) = mpsc::channel();
+        let b = handoff::spawn(async move { tx.send(()).unwrap() });
+        handoff::blocking_long(|| std::thread::sleep(Duration::from_millis(1))).await;
+        b.await.unwrap();
+        rx.recv().unwrap();
+    }))
+    .unwrap();
+}
+
+/// Hand-offs that keep taking the only idle thread out of the reactor start
+/// one spare thread (`Shared::spawn_spare`), and no more: after it, a
+/// hand-off finds a thread parked on its futex. Twenty back-to-back rounds
+/// on one slot: at most three threads in all (the slot's, the one the slot
+/// is handed to, the spare), none started in the last ten rounds.
+#[test]
+fn repeated_hand_offs_start_at_most_one_spare_thread() {
+    watchdog(60, "repeated hand-offs", || {
+        let rt = Runtime::builder().worker_threads(1).build().unwrap();
+        for _ in 0..10 {
+            hand_off_round(&rt);
+        }
+        let mid = rt.metrics();
+        for _ in 0..10 {
+            hand_off_round(&rt);
+        }
+        let end = rt.metrics();
+        assert!(end.long_handoffs >= 20, "{end:?}");
+        assert!(
+            end.threads_spawned <= 3,
+            "hand-offs started threads: {end:?}"
+        );
+        assert_eq!(
+            end.threads_spawned, mid.threads_spawned,
+            "hand-offs kept starting threads: {end:?}"
+        );
+    });
+}
+
+/// A hand-off now and then starts no spare: rounds 150 ms apart (beyond the
+/// spare's 100 ms window) keep the two threads the first hand-off needed.
+#[test]
+fn sparse_hand_offs_start_no_spare_thread() {
+    watchdog(60, "sparse hand-offs", || {
+        let rt = Runtime::builder().worker_threads(1).build().unwrap();
+        for _ in 0..5 {
+            hand_off_round(&rt);
+            std::thread::sleep(Duration::from_millis(150));
+        }
+        let m = rt.metrics();
+        assert!(m.long_handoffs >= 5, "{m:?}");
+        assert!(
+            m.threads_spawned <= 2,
+            "a sparse hand-off started a spare: {m:?}"
         );
     });
 }
