@@ -271,6 +271,9 @@ impl Syscall {
 #[cold]
 fn exit_slow(w: &context::WorkerCx) -> Exit {
     let shared = &*w.shared;
+    // A spare thread asked for by a hand-off (`Shared::spawn_spare`): started
+    // here, where a thread start delays only this task's continuation.
+    shared.start_wanted_spare();
     if !shared.is_shutdown() {
         if let Some(core) = shared.idle.pop_core() {
             let slot = &shared.slots[core.index];

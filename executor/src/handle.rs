@@ -190,6 +190,9 @@ pub(crate) struct Shared {
     /// clock stamp, 0: never): `spawn_spare` acts on the second within
     /// `SPARE_WINDOW`.
     poller_handoff_at: AtomicU64,
+    /// Set by `spawn_spare`: the next thread to leave a call starts the
+    /// spare (`start_wanted_spare`).
+    spare_wanted: AtomicBool,
 }
 
 /// Two hand-offs that had to take the poller within this long start a spare
@@ -277,6 +280,7 @@ impl Handle {
             block_ons: Mutex::new(Vec::new()),
             next_block_on: AtomicU64::new(0),
             poller_handoff_at: AtomicU64::new(0),
+            spare_wanted: AtomicBool::new(false),
         });
         let handle = Handle { shared };
         // Start the worker threads, idle: they park (one in the reactor)
@@ -610,7 +614,14 @@ impl Shared {
     /// hand-off starts nothing: a runtime whose calls are short keeps the
     /// threads it has. Under `max_threads` only; the thread exits after
     /// `thread_keep_alive` unused, like any idle thread beyond the slots'
-    /// count.
+    /// count; and only while the runtime has no more threads than its
+    /// slots plus one (so at most one spare).
+    ///
+    /// The thread is not started here, on the hand-off's path: the woken
+    /// thread often runs on this very CPU (the caller is about to block),
+    /// and a thread start there (~100 µs on the reference VM) delayed the
+    /// slot's next task by as much. The next thread to leave a call starts
+    /// it (`start_wanted_spare`, from the exit's slow path).
     pub(crate) fn spawn_spare(&self) {
         let now = crate::clock::now();
         // Relaxed: a hint; two racing hand-offs start at most one spare
@@ -619,7 +630,25 @@ impl Shared {
         if prev == 0 || now.wrapping_sub(prev) > crate::clock::to_stamps(SPARE_WINDOW) {
             return;
         }
-        if self.is_shutdown() || self.idle.num_idle_threads() > 0 {
+        // Relaxed: a hint, read on a later exit.
+        self.spare_wanted.store(true, Ordering::Relaxed);
+    }
+
+    /// Starts the spare thread `spawn_spare` asked for, if any (called by a
+    /// thread leaving a call on the exit's slow path, off every hand-off's
+    /// path).
+    pub(crate) fn start_wanted_spare(&self) {
+        // Relaxed: a hint; the swap lets one exit start it.
+        if !self.spare_wanted.load(Ordering::Relaxed)
+            || !self.spare_wanted.swap(false, Ordering::Relaxed)
+        {
+            return;
+        }
+        // One spare at most: beyond the slots' threads and the one a
+        // hand-off took, a runtime has threads parked already (or will, as
+        // their calls end).
+        let workers = self.threads.workers.load(Ordering::Relaxed);
+        if workers > self.slots.len() + 1 || self.is_shutdown() || self.idle.has_parked_thread() {
             return;
         }
         let Some(me) = self.me.upgrade() else {

@@ -300,6 +300,16 @@ impl<C> Idle<C> {
         Some(t)
     }
 
+    /// Is an idle thread listed that is not blocked in the reactor (one
+    /// that a hand-off would wake through its futex)?
+    pub(crate) fn has_parked_thread(&self) -> bool {
+        // Relaxed: a hint, as in `pop_thread`.
+        self.lock()
+            .threads
+            .iter()
+            .any(|t| !t.in_poller.load(Ordering::Relaxed))
+    }
+
     /// Lists a thread as idle (it holds no core).
     pub(crate) fn push_thread(&self, t: &Arc<ThreadCtl<C>>) {
         let mut l = self.lock();
