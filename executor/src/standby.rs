@@ -66,8 +66,10 @@
 //! `cargo bench --bench blocking`). A one-slot runtime has one idle thread,
 //! and it waits in the reactor (the slot was idle when it parked), so a
 //! hand-off that takes it from there for the second time within 100 ms
-//! also starts one spare thread with no slot (`Shared::spawn_spare`, under
-//! `max_threads`), which parks on its futex and takes the next hand-offs.
+//! asks for one spare thread with no slot (`Shared::spawn_spare`, under
+//! `max_threads`, at most one): the next thread to leave a call starts it,
+//! off the hand-off's path, and it parks on its futex and takes the next
+//! hand-offs.
 //! (A lone hand-off starts nothing: `cargo bench --bench blocking`'s
 //! 64-task runs, whose rare retakes are calls preempted by the kernel, keep
 //! their target of no thread beyond the slots.) Go has the same shape: `startm`
