@@ -722,7 +722,7 @@ fn handoff_latency() {
             r(p99[2], p99[1])
         );
         // The one-wake floor: the thread that takes the slot is parked on
-        // its futex (handoff's spare, `Shared::spawn_spare`; tokio's
+        // its futex (handoff's spare, `Shared::poller_taken`; tokio's
         // blocking-pool thread waits on a condvar), so it is the futex row,
         // for both runtimes.
         let (f50, f99) = floors[0];

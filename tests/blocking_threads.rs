@@ -277,7 +277,7 @@ fn hand_off_round(rt: &Runtime) {
 }
 
 /// Hand-offs that keep taking the only idle thread out of the reactor start
-/// one spare thread (`Shared::spawn_spare`), and no more: after it, a
+/// one spare thread (`Shared::poller_taken`), and no more: after it, a
 /// hand-off finds a thread parked on its futex. Twenty back-to-back rounds
 /// on one slot: at most three threads in all (the slot's, the one the slot
 /// is handed to, the spare), none started in the last ten rounds.

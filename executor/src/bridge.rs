@@ -271,7 +271,7 @@ impl Syscall {
 #[cold]
 fn exit_slow(w: &context::WorkerCx) -> Exit {
     let shared = &*w.shared;
-    // A spare thread asked for by a hand-off (`Shared::spawn_spare`): started
+    // A spare thread asked for by a hand-off (`Shared::poller_taken`): started
     // here, where a thread start delays only this task's continuation.
     shared.start_wanted_spare();
     if !shared.is_shutdown() {

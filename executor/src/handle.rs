@@ -187,16 +187,16 @@ pub(crate) struct Shared {
     /// This `Shared`'s own `Arc` (for spawning threads from `&self`).
     me: std::sync::Weak<Shared>,
     /// When a hand-off last had to take the poller out of the reactor (a
-    /// clock stamp, 0: never): `spawn_spare` acts on the second within
+    /// clock stamp, 0: never): `poller_taken` acts on the second within
     /// `SPARE_WINDOW`.
     poller_handoff_at: AtomicU64,
-    /// Set by `spawn_spare`: the next thread to leave a call starts the
+    /// Set by `poller_taken`: the next thread to leave a call starts the
     /// spare (`start_wanted_spare`).
     spare_wanted: AtomicBool,
 }
 
 /// Two hand-offs that had to take the poller within this long start a spare
-/// thread (`Shared::spawn_spare`): hand-offs are then a pattern, not a
+/// thread (`Shared::poller_taken`): hand-offs are then a pattern, not a
 /// one-off (a call preempted by the kernel and retaken once in a while).
 const SPARE_WINDOW: Duration = Duration::from_millis(100);
 
@@ -576,7 +576,7 @@ impl Shared {
     }
 
     /// `start_thread`; `handoff` is set for a core taken from a call (see
-    /// `spawn_spare`).
+    /// `poller_taken`).
     fn start_thread_for(&self, mut core: Box<Core>, handoff: bool) {
         if let Some(t) = self.idle.pop_thread(handoff) {
             if t.hand(core) {
@@ -584,7 +584,7 @@ impl Shared {
                 if handoff {
                     // The only idle thread was the poller (`pop_thread`
                     // takes it last).
-                    self.spawn_spare();
+                    self.poller_taken();
                 }
             }
             return;
@@ -605,27 +605,23 @@ impl Shared {
         self.park_core(core);
     }
 
-    /// Called when a hand-off just took the last idle thread out of the
-    /// reactor. If that happened before within `SPARE_WINDOW`, starts one
-    /// idle thread with no core, so that the next hand-offs wake a thread
-    /// parked on its futex rather than the poller again (Go keeps idle
-    /// threads on `sched.midle` besides the one in netpoll). Measured on the
-    /// reference VM: see "Which idle thread" in `standby.rs`. A lone
-    /// hand-off starts nothing: a runtime whose calls are short keeps the
-    /// threads it has. Under `max_threads` only; the thread exits after
-    /// `thread_keep_alive` unused, like any idle thread beyond the slots'
-    /// count; and only while the runtime has no more threads than its
-    /// slots plus one (so at most one spare).
+    /// Called when a hand-off just took the only idle thread out of the
+    /// reactor. If that happened before within `SPARE_WINDOW`, asks for one
+    /// idle thread with no core (a spare), so that the next hand-offs wake a
+    /// thread parked on its futex rather than the poller again (Go keeps
+    /// idle threads on `sched.midle` besides the one in netpoll). Measured
+    /// on the reference VM: see "Which idle thread" in `standby.rs`. A lone
+    /// hand-off asks for nothing: a runtime whose calls are short keeps the
+    /// threads it has.
     ///
-    /// The thread is not started here, on the hand-off's path: the woken
+    /// The spare is not started here, on the hand-off's path: the woken
     /// thread often runs on this very CPU (the caller is about to block),
     /// and a thread start there (~100 µs on the reference VM) delayed the
     /// slot's next task by as much. The next thread to leave a call starts
     /// it (`start_wanted_spare`, from the exit's slow path).
-    pub(crate) fn spawn_spare(&self) {
+    pub(crate) fn poller_taken(&self) {
         let now = crate::clock::now();
-        // Relaxed: a hint; two racing hand-offs start at most one spare
-        // each, under `max_threads`.
+        // Relaxed: a hint; `start_wanted_spare` bounds what it leads to.
         let prev = self.poller_handoff_at.swap(now, Ordering::Relaxed);
         if prev == 0 || now.wrapping_sub(prev) > crate::clock::to_stamps(SPARE_WINDOW) {
             return;
@@ -634,9 +630,12 @@ impl Shared {
         self.spare_wanted.store(true, Ordering::Relaxed);
     }
 
-    /// Starts the spare thread `spawn_spare` asked for, if any (called by a
+    /// Starts the spare thread `poller_taken` asked for, if any (called by a
     /// thread leaving a call on the exit's slow path, off every hand-off's
-    /// path).
+    /// path): under `max_threads`, only while no idle thread is parked on
+    /// its futex, and only while the runtime has no more threads than its
+    /// slots plus one (so one spare at most). Like any idle thread beyond
+    /// the slots' count, it exits after `thread_keep_alive` unused.
     pub(crate) fn start_wanted_spare(&self) {
         // Relaxed: a hint; the swap lets one exit start it.
         if !self.spare_wanted.load(Ordering::Relaxed)

@@ -66,18 +66,16 @@
 //! `cargo bench --bench blocking`). A one-slot runtime has one idle thread,
 //! and it waits in the reactor (the slot was idle when it parked), so a
 //! hand-off that takes it from there for the second time within 100 ms
-//! asks for one spare thread with no slot (`Shared::spawn_spare`, under
-//! `max_threads`, at most one): the next thread to leave a call starts it,
-//! off the hand-off's path, and it parks on its futex and takes the next
-//! hand-offs.
-//! (A lone hand-off starts nothing: `cargo bench --bench blocking`'s
-//! 64-task runs, whose rare retakes are calls preempted by the kernel, keep
-//! their target of no thread beyond the slots.) Go has the same shape: `startm`
-//! takes a thread off `sched.midle`, never the one in netpoll. Measured,
-//! one slot, back-to-back 20 ms calls (p50 of the hand-off, two runs
-//! before, one after): `blocking_long` 33-35 -> 26 µs, `blocking` 37-39 ->
-//! 29-30 µs, learned `blocking` 35 -> 27-28 µs; after 10 ms busy
-//! `blocking_long` 46-51 -> 40 µs.
+//! asks for one spare thread with no slot (`Shared::poller_taken`): the
+//! next thread to leave a call starts it, off the hand-off's path (one at
+//! most, under `max_threads`), and it parks on its futex and takes the next
+//! hand-offs. A lone hand-off starts nothing, so the rare retakes of
+//! `cargo bench --bench blocking`'s 64-task runs (calls preempted by the
+//! kernel) still create no thread beyond the slots. Go has the same shape:
+//! `startm` takes a thread off `sched.midle`, never the one in netpoll.
+//! Measured, one slot, back-to-back 20 ms calls, p50 of the hand-off before
+//! -> after: `blocking_long` 33-35 -> 24-26 µs, `blocking` 37-39 -> 28-30
+//! µs, learned `blocking` 35 -> 24-27 µs.
 //!
 //! Where the woken thread runs is the kernel's choice. Pinning it to the
 //! caller's CPU first (`sched_setaffinity`) was measured and dropped: the
@@ -131,7 +129,7 @@ pub(crate) fn dispatch(shared: &Shared, slot: usize, tick: u64, due: Stamp) -> b
     };
     if thread.give_order(order) {
         shared.reactor.wake();
-        shared.spawn_spare();
+        shared.poller_taken();
     }
     true
 }

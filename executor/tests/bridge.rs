@@ -142,7 +142,7 @@ fn standby_retakes_after_a_quiet_spell_without_the_monitor() {
             assert!(m1.retakes > m0.retakes, "{m1:?}");
             // The slot went to an idle thread, not a new one. (Taking the
             // only idle thread out of the reactor also starts one spare with
-            // no slot, `Shared::spawn_spare`: at most one.)
+            // no slot, `Shared::poller_taken`: at most one.)
             assert!(m1.threads_spawned <= m0.threads_spawned + 1, "{m1:?}");
             let wakes = m1.monitor_wakes - m0.monitor_wakes;
             if wakes == 0 {
