@@ -496,6 +496,17 @@ mod tests {
     use crate::rt::Threads;
     use futures::executor::block_on;
 
+    /// A log in a fresh directory `name`, `fsync` off, with these automatic
+    /// rewrite settings (`--aof-rewrite-min-size`, `--aof-rewrite-percentage`).
+    fn open_rewriting(name: &str, min_size: u64, percentage: u32) -> Arc<Log> {
+        let o = Options {
+            rewrite_min_size: min_size,
+            rewrite_percentage: percentage,
+            ..Options::new(Fsync::No)
+        };
+        Arc::new(Log::open_with(&temp_dir(name), o, |_| {}).unwrap().0)
+    }
+
     /// Appends `SET k<i> <val>` for each `i` and waits until all are done.
     fn write(log: &Arc<Log>, keys: std::ops::Range<usize>, val: &str) {
         let mut seq = 0;
@@ -665,13 +676,11 @@ mod tests {
 
     #[test]
     fn automatic_rewrite_is_due_at_twice_the_base_and_the_min_size() {
-        let dir = temp_dir("rewrite-due");
-        let o = Options {
-            rewrite_min_size: 1000,
-            ..Options::new(Fsync::No)
-        };
-        let (log, _) = Log::open_with(&dir, o, |_| {}).unwrap();
-        let log = Arc::new(log);
+        let log = open_rewriting(
+            "rewrite-due",
+            1000,
+            Options::new(Fsync::No).rewrite_percentage,
+        );
         let mut i = 0;
         while log.rewrite_stats().current_size < 1000 {
             assert!(!log.rewrite_due(), "due below the min size");
@@ -694,14 +703,7 @@ mod tests {
     #[test]
     fn rewrite_percentage_sets_the_growth_and_zero_turns_it_off() {
         // 50%: due once the log is 1.5x its size after the last rewrite.
-        let dir = temp_dir("rewrite-pct");
-        let o = Options {
-            rewrite_min_size: 1,
-            rewrite_percentage: 50,
-            ..Options::new(Fsync::No)
-        };
-        let (log, _) = Log::open_with(&dir, o, |_| {}).unwrap();
-        let log = Arc::new(log);
+        let log = open_rewriting("rewrite-pct", 1, 50);
         write(&log, 0..20, "value");
         let mut rw = log.begin_rewrite().unwrap();
         for k in 0..20 {
@@ -716,14 +718,7 @@ mod tests {
         }
         assert!(log.rewrite_due(), "not due after 50% growth");
         // 0: never automatically, however big; BGREWRITEAOF still works.
-        let dir = temp_dir("rewrite-off");
-        let o = Options {
-            rewrite_min_size: 1,
-            rewrite_percentage: 0,
-            ..Options::new(Fsync::No)
-        };
-        let (log, _) = Log::open_with(&dir, o, |_| {}).unwrap();
-        let log = Arc::new(log);
+        let log = open_rewriting("rewrite-off", 1, 0);
         write(&log, 0..200, "value");
         assert!(!log.rewrite_due());
         let mut rw = log.begin_rewrite().unwrap();
